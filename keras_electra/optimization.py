@@ -1,0 +1,148 @@
+"""The official optimizer (`model/optimization.py`) as Keras objects.
+
+- `WarmupPolynomialDecay`: polynomial decay to 0 at `num_train_steps`,
+  *multiplied* by min(1, step / num_warmup_steps). Warm-up and decay run at
+  the same time, so at the end of warm-up the rate is peak * (1 - W/T).
+- `AdamWeightDecay`: Adam without bias correction, epsilon 1e-6, decoupled
+  weight decay that skips LayerNorm and bias variables, gradients clipped to a
+  global norm of 1.0.
+"""
+
+import re
+
+import keras
+import tensorflow as tf
+
+# Official `exclude_from_weight_decay`, matched (re.search) against variable paths.
+NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = peak * (1 - min(step, T)/T)^power * min(1, step/W).
+
+    Args:
+        learning_rate: float. Peak rate.
+        num_train_steps: int. T, where the rate reaches 0.
+        num_warmup_steps: int. W; 0 disables warm-up.
+        power: float. `lr_decay_power` (1.0 = linear).
+    """
+
+    def __init__(self, learning_rate, num_train_steps, num_warmup_steps, power=1.0):
+        self.learning_rate = learning_rate
+        self.num_train_steps = num_train_steps
+        self.num_warmup_steps = num_warmup_steps
+        self.power = power
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        total = float(self.num_train_steps)
+        decayed = self.learning_rate * tf.pow(
+            1.0 - tf.minimum(step, total) / total, self.power)
+        if self.num_warmup_steps > 0:
+            decayed *= tf.minimum(1.0, step / float(self.num_warmup_steps))
+        return decayed
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "num_train_steps": self.num_train_steps,
+            "num_warmup_steps": self.num_warmup_steps,
+            "power": self.power,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class AdamWeightDecay(keras.optimizers.Optimizer):
+    """BERT/ELECTRA's AdamWeightDecayOptimizer.
+
+    update = m / (sqrt(v) + eps) + weight_decay_rate * w   (w not LayerNorm/bias)
+    w     -= lr * update
+    with m, v the plain (not bias-corrected) moving averages.
+
+    Under `tf.distribute` the gradients are summed over replicas *before* the
+    global-norm clip, so a step on R replicas equals the step on one device
+    for the same global batch (Keras would clip each replica's partial sum).
+
+    Args:
+        learning_rate: float or schedule.
+        weight_decay_rate: float.
+        beta_1, beta_2, epsilon: Adam constants (0.9, 0.999, 1e-6).
+        clip_norm: float or None. Global-norm clip of the summed gradients.
+        exclude_from_weight_decay: regexes searched in variable paths.
+    """
+
+    def __init__(self, learning_rate=5e-4, weight_decay_rate=0.01, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-6, clip_norm=1.0,
+                 exclude_from_weight_decay=NO_DECAY_PATTERNS,
+                 name="adam_weight_decay", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.weight_decay_rate = weight_decay_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.clip_norm = clip_norm
+        self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._m = [self.add_variable_from_reference(v, "adam_m") for v in var_list]
+        self._v = [self.add_variable_from_reference(v, "adam_v") for v in var_list]
+        self._decay = [self.uses_weight_decay(v) for v in var_list]
+
+    def uses_weight_decay(self, variable):
+        """False for LayerNorm and bias variables, as the official regexes."""
+        if not self.weight_decay_rate:
+            return False
+        path = getattr(variable, "path", variable.name)
+        return not any(re.search(p, path) for p in self.exclude_from_weight_decay_patterns)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        m, v = self._m[index], self._v[index]
+        lr = tf.cast(learning_rate, variable.dtype)
+        g = tf.cast(gradient, variable.dtype)
+        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * g)
+        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * tf.square(g))
+        update = m / (tf.sqrt(v) + self.epsilon)
+        if self._decay[index]:
+            update += self.weight_decay_rate * variable
+        self.assign_sub(variable, lr * update)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # TF backend hook (keras/src/backend/tensorflow/optimizer.py), the one
+        # place we reorder Keras: all-reduce, *then* clip the global norm.
+        variables = [v.value if isinstance(v, keras.Variable) else v
+                     for v in trainable_variables]
+        # Embedding gradients arrive as IndexedSlices; Adam touches every row anyway.
+        grads = [tf.convert_to_tensor(g) for g in grads]
+        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, variables)))
+        if self.clip_norm:
+            reduced = [g for g, _ in grads_and_vars]
+            clipped, _ = tf.clip_by_global_norm(reduced, self.clip_norm)
+            grads_and_vars = list(zip(clipped, [v for _, v in grads_and_vars]))
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step, self._distribution_strategy,
+            grads_and_vars, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "weight_decay_rate": self.weight_decay_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "clip_norm": self.clip_norm,
+            "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
+        })
+        return config
+
+
+def create_optimizer(learning_rate, num_train_steps, num_warmup_steps,
+                     weight_decay_rate=0.01, lr_decay_power=1.0):
+    """The official `create_optimizer` for pretraining (no layer-wise decay)."""
+    schedule = WarmupPolynomialDecay(learning_rate, num_train_steps,
+                                     num_warmup_steps, power=lr_decay_power)
+    return AdamWeightDecay(learning_rate=schedule, weight_decay_rate=weight_decay_rate)

@@ -1,0 +1,181 @@
+"""Presets by name (`presets/*.json`) and preset directories.
+
+A built-in preset is a set of hparams (no weights: nothing is downloaded).
+A preset *directory* is what `save_to_preset` writes:
+
+    config.json        {"model_config": constructor args, "pretraining_config": hparams}
+    model.weights.h5   all weights (both towers, shared embeddings, heads)
+    vocab.txt          the vocabulary, when the model was built with one
+    metadata.json      versions, parameter counts, date
+
+Directories may live on any `tf.io.gfile` filesystem (local, gs://).
+"""
+
+import datetime
+import importlib.resources
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_electra.config import PretrainingConfig, write_text_atomic
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+VOCAB_FILE = "vocab.txt"
+METADATA_FILE = "metadata.json"
+
+
+def _builtin():
+    presets = {}
+    for entry in importlib.resources.files("keras_electra.builtin_presets").iterdir():
+        if entry.name.endswith(".json"):
+            presets[entry.name[:-len(".json")]] = json.loads(entry.read_text())
+    return presets
+
+
+def list_presets():
+    """{name: description} of the built-in presets."""
+    return {name: p["description"] for name, p in sorted(_builtin().items())}
+
+
+def preset_config(name, **overrides):
+    """The `PretrainingConfig` of a built-in preset, with overrides applied."""
+    presets = _builtin()
+    if name not in presets:
+        raise ValueError(f"Unknown preset {name!r}. Available presets: "
+                         f"{', '.join(sorted(presets))}; or pass a directory written "
+                         "by save_to_preset.")
+    hparams = dict(presets[name]["hparams"])
+    hparams.update(overrides)
+    return PretrainingConfig.from_hparams(hparams)
+
+
+def load_pretrainer(preset, vocab_file=None, **overrides):
+    """An `ElectraPretrainer` from a preset name or a preset directory.
+
+    With a name, the model is freshly initialised from the preset's hparams
+    (plus `overrides`); `vocab_file` supplies the special-token ids and, unless
+    `vocab_size` is overridden, the vocabulary size. With a directory, the
+    saved model (config and weights) is restored.
+    """
+    from keras_electra.pretrainer import ElectraPretrainer
+
+    if _is_preset_dir(preset):
+        return _load_dir(preset, **overrides)
+    special_ids = None
+    if vocab_file is not None:
+        from keras_electra.data.vocab import check_vocab, load_vocab, special_token_ids
+        overrides.setdefault("vocab_size", len(load_vocab(vocab_file)))
+        special_ids = special_token_ids(check_vocab(vocab_file, overrides["vocab_size"]))
+        overrides["vocab_file"] = vocab_file
+    config = preset_config(preset, **overrides)
+    model = ElectraPretrainer.from_pretraining_config(config, special_token_ids=special_ids)
+    model.pretraining_config = config
+    model.vocab_file = vocab_file
+    return model
+
+
+def _is_preset_dir(preset):
+    return tf.io.gfile.isdir(preset) if ("/" in preset or os.sep in preset
+                                         or preset.startswith(".")) else False
+
+
+def _load_dir(preset_dir, **overrides):
+    from keras_electra.pretrainer import ElectraPretrainer
+
+    config_path = os.path.join(preset_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(config_path):
+        raise ValueError(f"{preset_dir} is not a keras-electra preset: {CONFIG_FILE} "
+                         "is missing (write one with model.save_to_preset).")
+    with tf.io.gfile.GFile(config_path) as f:
+        saved = json.load(f)
+    model_config = dict(saved["model_config"])
+    for key in overrides:
+        if key not in model_config:
+            raise ValueError(f"Cannot override {key!r} when loading a saved preset; "
+                             f"valid keys: {', '.join(sorted(model_config))}.")
+    model_config.update(overrides)
+    model = ElectraPretrainer.from_config(model_config)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, WEIGHTS_FILE)
+        tf.io.gfile.copy(os.path.join(preset_dir, WEIGHTS_FILE), local)
+        model.load_weights(local)
+    model.pretraining_config = None
+    if saved.get("pretraining_config"):
+        model.pretraining_config = PretrainingConfig.from_json(
+            json.dumps(saved["pretraining_config"]))
+    vocab = os.path.join(preset_dir, VOCAB_FILE)
+    model.vocab_file = vocab if tf.io.gfile.exists(vocab) else None
+    return model
+
+
+def save_pretrainer(model, preset_dir, pretraining_config=None, vocab_file=None):
+    """Write a preset directory; it appears complete or not at all."""
+    pretraining_config = pretraining_config or getattr(model, "pretraining_config", None)
+    vocab_file = vocab_file or getattr(model, "vocab_file", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        model_config = {k: v for k, v in model.get_config().items()
+                        if k not in ("name", "trainable", "dtype")}
+        with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+            json.dump({"model_config": model_config,
+                       "pretraining_config": (pretraining_config.to_dict()
+                                              if pretraining_config else None)},
+                      f, indent=2, sort_keys=True, default=_jsonable)
+        if vocab_file:
+            tf.io.gfile.copy(vocab_file, os.path.join(tmp, VOCAB_FILE), overwrite=True)
+        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+            json.dump(_metadata(model), f, indent=2)
+        _publish_dir(tmp, preset_dir)
+
+
+def _publish_dir(local_dir, target):
+    """Copy a finished directory to `target` under a temporary name, then rename."""
+    parent = os.path.dirname(target.rstrip("/")) or "."
+    tf.io.gfile.makedirs(parent)
+    staging = f"{target.rstrip('/')}.tmp-{os.getpid()}"
+    if tf.io.gfile.exists(staging):
+        tf.io.gfile.rmtree(staging)
+    tf.io.gfile.makedirs(staging)
+    for name in os.listdir(local_dir):
+        tf.io.gfile.copy(os.path.join(local_dir, name), os.path.join(staging, name))
+    backup = None
+    if tf.io.gfile.exists(target):
+        backup = f"{target.rstrip('/')}.old-{os.getpid()}"
+        tf.io.gfile.rename(target, backup)
+    tf.io.gfile.rename(staging, target)
+    if backup:
+        tf.io.gfile.rmtree(backup)
+
+
+def _metadata(model):
+    from keras_electra import __version__
+
+    def count(layers):
+        seen = {}
+        for layer in layers:
+            if layer is not None:
+                for w in layer.weights:
+                    seen[id(w)] = int(np.prod(w.shape))
+        return sum(seen.values())
+
+    return {
+        "keras_electra_version": __version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "parameter_count": model.count_params(),
+        "discriminator_parameter_count": count(
+            [model.embeddings, model.discriminator, model.discriminator_predictions]),
+        "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+
+
+def _jsonable(value):
+    if hasattr(value, "items"):
+        return dict(value)
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
