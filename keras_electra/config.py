@@ -93,6 +93,7 @@ class PretrainingConfig:
     embedding_size: int = None  # hidden size by default (128 for small)
     vocab_size: int = 30522
     do_lower_case: bool = True
+    strip_accents: bool = None  # None: strip when lower-casing (BERT); False keeps accents
 
     # generator settings
     uniform_generator: bool = False  # sample fakes uniformly at random
@@ -364,9 +365,6 @@ def _check_names(hparams):
         if name not in valid:
             raise ValueError(f"Unknown hparam '{name}'{_suggest(name, valid)}.")
     return hparams
-
-
-_TYPES = {f.name: f.type for f in dataclasses.fields(PretrainingConfig)}
 
 
 def _coerce(name, kind, value):
