@@ -26,15 +26,22 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         num_train_steps: int. T, where the rate reaches 0.
         num_warmup_steps: int. W; 0 disables warm-up.
         power: float. `lr_decay_power` (1.0 = linear).
+        gradient_accumulation_steps: int. Keras calls the schedule with its
+            micro-batch counter; step = counter // this, so the schedule
+            advances once per optimizer update.
     """
 
-    def __init__(self, learning_rate, num_train_steps, num_warmup_steps, power=1.0):
+    def __init__(self, learning_rate, num_train_steps, num_warmup_steps, power=1.0,
+                 gradient_accumulation_steps=1):
         self.learning_rate = learning_rate
         self.num_train_steps = num_train_steps
         self.num_warmup_steps = num_warmup_steps
         self.power = power
+        self.gradient_accumulation_steps = gradient_accumulation_steps
 
     def __call__(self, step):
+        if self.gradient_accumulation_steps > 1:
+            step = step // self.gradient_accumulation_steps
         step = tf.cast(step, tf.float32)
         total = float(self.num_train_steps)
         decayed = self.learning_rate * tf.pow(
@@ -49,6 +56,7 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
             "num_train_steps": self.num_train_steps,
             "num_warmup_steps": self.num_warmup_steps,
             "power": self.power,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 
 
@@ -141,8 +149,28 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
 
 
 def create_optimizer(learning_rate, num_train_steps, num_warmup_steps,
-                     weight_decay_rate=0.01, lr_decay_power=1.0):
-    """The official `create_optimizer` for pretraining (no layer-wise decay)."""
+                     weight_decay_rate=0.01, lr_decay_power=1.0,
+                     gradient_accumulation_steps=1):
+    """The official `create_optimizer` for pretraining (no layer-wise decay).
+
+    With `gradient_accumulation_steps` N > 1 the optimizer (Keras' built-in
+    accumulation) averages N micro-batch gradients per update; `iterations`
+    and the schedule count updates, `micro_step` counts micro-batches.
+    """
     schedule = WarmupPolynomialDecay(learning_rate, num_train_steps,
-                                     num_warmup_steps, power=lr_decay_power)
-    return AdamWeightDecay(learning_rate=schedule, weight_decay_rate=weight_decay_rate)
+                                     num_warmup_steps, power=lr_decay_power,
+                                     gradient_accumulation_steps=gradient_accumulation_steps)
+    return AdamWeightDecay(
+        learning_rate=schedule, weight_decay_rate=weight_decay_rate,
+        gradient_accumulation_steps=(gradient_accumulation_steps
+                                     if gradient_accumulation_steps > 1 else None))
+
+
+def micro_step(optimizer):
+    """The micro-batch counter (a variable): `iterations` x accumulation steps.
+
+    Unwraps a `LossScaleOptimizer`. Equals `optimizer.iterations` without
+    gradient accumulation.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return inner._iterations

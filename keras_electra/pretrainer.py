@@ -11,7 +11,7 @@ E embedding size, H hidden size.
 import keras
 import tensorflow as tf
 
-from keras_electra import masking, rng
+from keras_electra import masking, optimization, rng
 from keras_electra.layers.embeddings import ElectraEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
 from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
@@ -294,7 +294,8 @@ class ElectraPretrainer(keras.Model):
 
     # ------------------------------------------------------------- fit/eval
     def train_step(self, data):
-        step = self.optimizer.iterations
+        # Micro-batch counter: each accumulated micro-batch draws its own masks.
+        step = optimization.micro_step(self.optimizer)
         with tf.GradientTape() as tape:
             outputs = self.compute_pretraining_outputs(data, step, training=True)
             scaled = self.optimizer.scale_loss(outputs["loss"])  # fp16 loss scaling
