@@ -1,0 +1,92 @@
+"""Each layer: shapes, get_config round trip, official numerics (exact GELU, eps 1e-12)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_electra.layers.embeddings import ElectraEmbeddings
+from keras_electra.layers.encoder import ElectraEncoder
+from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
+
+IDS = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
+MASK = (IDS != 0).astype("int32")
+
+
+def round_trip(layer, *args):
+    clone = layer.__class__.from_config(layer.get_config())
+    expected = layer(*args)
+    clone(*args)  # build
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(*args)),
+                               keras.ops.convert_to_numpy(expected), atol=1e-6)
+    assert clone.get_config() == layer.get_config()
+    return keras.ops.convert_to_numpy(expected)
+
+
+def test_embeddings():
+    layer = ElectraEmbeddings(vocab_size=12, embedding_size=8, max_position_embeddings=16,
+                              dropout=0.0)
+    out = round_trip(layer, IDS, np.zeros_like(IDS))
+    assert out.shape == (2, 6, 8)
+    # LayerNorm over E with eps 1e-12: zero mean, unit variance per token.
+    np.testing.assert_allclose(out.mean(-1), 0, atol=1e-5)
+    np.testing.assert_allclose(out.var(-1), 1, atol=1e-4)
+    assert layer.layer_norm.epsilon == 1e-12
+    assert layer.embedding_table.shape == (12, 8)
+    stddev = np.std(layer.embedding_table.numpy())
+    assert 0.01 < stddev < 0.02  # truncated normal(0.02) has std ~0.0176
+
+
+def test_encoder_projects_and_ignores_padding():
+    encoder = ElectraEncoder(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                             embedding_size=8, dropout=0.0)
+    x = np.random.RandomState(0).normal(size=(2, 6, 8)).astype("float32")
+    out = round_trip(encoder, x, MASK)
+    assert out.shape == (2, 6, 16)
+    assert encoder.embeddings_project.kernel.shape == (8, 16)
+    changed = x.copy()
+    changed[1, 3:] = 100.0  # padding content must not leak into real tokens
+    np.testing.assert_allclose(encoder(changed, MASK).numpy()[1, :3], out[1, :3], atol=1e-5)
+    same_width = ElectraEncoder(16, 1, 2, 32, embedding_size=16)
+    assert same_width.embeddings_project is None
+    block = encoder.blocks[0]
+    assert block.activation is keras.activations.gelu and block.layer_norm_epsilon == 1e-12
+    assert not block.normalize_first
+
+
+def test_exact_gelu_not_tanh():
+    x = tf.constant([-2.0, -0.5, 0.5, 2.0])
+    exact = 0.5 * x * (1 + tf.math.erf(x / np.sqrt(2)))
+    np.testing.assert_allclose(keras.activations.gelu(x).numpy(), exact.numpy(), atol=1e-6)
+
+
+def test_generator_head_ties_to_the_given_table():
+    head = GeneratorHead(vocab_size=12, embedding_size=8)
+    table = np.random.RandomState(1).normal(size=(12, 8)).astype("float32")
+    hidden = np.random.RandomState(2).normal(size=(2, 3, 16)).astype("float32")
+    logits = round_trip(head, hidden, table)
+    assert logits.shape == (2, 3, 12) and logits.dtype == np.float32
+    x = head.layer_norm(head.dense(hidden)).numpy()
+    np.testing.assert_allclose(logits, x @ table.T + head.output_bias.numpy(), atol=1e-5)
+
+
+def test_discriminator_head():
+    head = DiscriminatorHead(hidden_size=16)
+    hidden = np.random.RandomState(3).normal(size=(2, 6, 16)).astype("float32")
+    logits = round_trip(head, hidden)
+    assert logits.shape == (2, 6)
+    limit = np.sqrt(6 / (16 + 1))  # Glorot-uniform, TF1's default for dense_1
+    assert np.abs(head.dense_prediction.kernel.numpy()).max() <= limit
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"])
+def test_layers_under_mixed_precision(policy):
+    keras.config.set_dtype_policy(policy)
+    try:
+        head = GeneratorHead(vocab_size=12, embedding_size=8)
+        out = head(np.ones((1, 2, 16), "float32"), np.ones((12, 8), "float32"))
+        assert out.dtype == tf.float32  # logits stay float32 for the loss and sampler
+        assert head.dense.compute_dtype == "bfloat16" and head.dense.kernel.dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy("float32")
