@@ -13,5 +13,7 @@ __all__ = ["PretrainingConfig"]
 from keras_electra.optimization import AdamWeightDecay, WarmupPolynomialDecay  # noqa: E402
 from keras_electra.presets import list_presets  # noqa: E402
 from keras_electra.pretrainer import ElectraPretrainer  # noqa: E402
+from keras_electra.training import pretrain  # noqa: E402
 
-__all__ += ["AdamWeightDecay", "ElectraPretrainer", "WarmupPolynomialDecay", "list_presets"]
+__all__ += ["AdamWeightDecay", "ElectraPretrainer", "WarmupPolynomialDecay", "list_presets",
+            "pretrain"]
