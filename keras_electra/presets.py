@@ -55,7 +55,7 @@ def preset_config(name, **overrides):
 
 
 def load_pretrainer(preset, vocab_file=None, **overrides):
-    """An `ElectraPretrainer` from a preset name or a preset directory.
+    """An `ElectraPretrainer` from a preset name, a preset directory or "hf://user/repo".
 
     With a name, the model is freshly initialised from the preset's hparams
     (plus `overrides`); `vocab_file` supplies the special-token ids and, unless
@@ -64,6 +64,9 @@ def load_pretrainer(preset, vocab_file=None, **overrides):
     """
     from keras_electra.pretrainer import ElectraPretrainer
 
+    if isinstance(preset, str) and preset.startswith("hf://"):
+        from keras_electra.hub import load_from_hub
+        return load_from_hub(preset, **overrides)
     if _is_preset_dir(preset):
         return _load_dir(preset, **overrides)
     special_ids = None

@@ -173,7 +173,7 @@ class ElectraPretrainer(keras.Model):
     def from_pretraining_config(cls, config, special_token_ids=None, **kwargs):
         """Build from a `PretrainingConfig` (sizes resolved as the official code)."""
         disc, gen = config.bert_config(), config.generator_config()
-        return cls(
+        model = cls(
             vocab_size=disc["vocab_size"], embedding_size=disc["embedding_size"],
             hidden_size=disc["hidden_size"], num_hidden_layers=disc["num_hidden_layers"],
             num_attention_heads=disc["num_attention_heads"],
@@ -196,6 +196,11 @@ class ElectraPretrainer(keras.Model):
             untied_generator=config.untied_generator,
             untied_generator_embeddings=config.untied_generator_embeddings,
             special_token_ids=special_token_ids, seed=config.seed, **kwargs)
+        # Not constructor arguments: what exports and presets need to know.
+        model.pretraining_config = config
+        model.vocab_file = (config.vocab_file if config.vocab_file
+                            and tf.io.gfile.exists(config.vocab_file) else None)
+        return model
 
     @classmethod
     def from_preset(cls, preset, **overrides):
@@ -207,6 +212,12 @@ class ElectraPretrainer(keras.Model):
         """Write config, weights and vocabulary to a directory `from_preset` loads."""
         from keras_electra import presets
         presets.save_pretrainer(self, preset_dir, pretraining_config, vocab_file)
+
+    def export_huggingface(self, export_dir, vocab_file=None, do_lower_case=None,
+                           strip_accents=None):
+        """Write transformers folders: discriminator at the root, generator in generator/."""
+        from keras_electra.convert.huggingface import export_huggingface
+        return export_huggingface(self, export_dir, vocab_file, do_lower_case, strip_accents)
 
     # ------------------------------------------------------------ inference
     def call(self, inputs, training=False):
