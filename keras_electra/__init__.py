@@ -14,6 +14,7 @@ from keras_electra.optimization import AdamWeightDecay, WarmupPolynomialDecay  #
 from keras_electra.presets import list_presets  # noqa: E402
 from keras_electra.pretrainer import ElectraPretrainer  # noqa: E402
 from keras_electra.training import pretrain  # noqa: E402
+from keras_electra.hub import PushToHubCallback, push_to_hub  # noqa: E402
 
 __all__ += ["AdamWeightDecay", "ElectraPretrainer", "WarmupPolynomialDecay", "list_presets",
-            "pretrain"]
+            "pretrain", "PushToHubCallback", "push_to_hub"]

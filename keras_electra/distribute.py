@@ -1,0 +1,238 @@
+"""Which `tf.distribute` strategy, precision and compiler a run uses.
+
+- `resolve_strategy`: TPUStrategy when a TPU is named, MultiWorkerMirroredStrategy
+  when `TF_CONFIG` lists more than one task, MirroredStrategy on several local
+  GPUs (or on logical CPUs split with `split_cpu`), the default strategy
+  otherwise. No home-made parallelism: `train_batch_size` is the global batch
+  and the strategy splits it.
+- `choose_precision_and_jit`: the one place that picks "fastest for the
+  device" defaults, and says why.
+- `patch_multi_worker`: the workaround for Keras 3 `fit` under
+  MultiWorkerMirroredStrategy (keras-team/keras#20585), kept here so it can be
+  deleted in one place once Keras fixes it.
+"""
+
+import contextlib
+import json
+import os
+import re
+
+import keras
+import tensorflow as tf
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+# ------------------------------------------------------------------ devices
+def split_cpu(num_replicas):
+    """Split the host CPU into `num_replicas` logical devices.
+
+    Lets multi-replica code (MirroredStrategy) run without GPUs: for smoke
+    tests and debugging. Must run before TensorFlow initialises its runtime.
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_replicas)
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"cannot split the CPU into {num_replicas} devices: TensorFlow is already "
+            "initialised (call split_cpu first thing in the process).") from e
+
+
+def tf_config():
+    """The parsed `TF_CONFIG` environment variable, or {}."""
+    text = os.environ.get("TF_CONFIG", "")
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {text[:200]!r}") from None
+
+
+def _cluster_size(cfg):
+    cluster = cfg.get("cluster", {})
+    return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+
+
+def resolve_strategy(tpu_name=None, tpu_zone=None, gcp_project=None, use_tpu=False):
+    """Return (strategy, description) for this machine and cluster.
+
+    Args:
+        tpu_name: str or None. A Cloud TPU name, "local" on a TPU VM, or a
+            grpc:// address. With `use_tpu` and no name, the resolver's own
+            discovery (TPU_NAME, TPU VM) is used.
+        tpu_zone, gcp_project: where the TPU lives (optional on TPU VMs).
+        use_tpu: bool. The official flag.
+    """
+    if tpu_name or use_tpu:
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=tpu_name or None, zone=tpu_zone, project=gcp_project)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as e:
+            raise RuntimeError(
+                f"cannot reach TPU {tpu_name!r} (zone {tpu_zone}, project {gcp_project}): {e}. "
+                "Check --tpu-name/--tpu-zone/--gcp-project, that the TPU is READY, and "
+                "that this VM may use it (use --tpu-name local on a TPU VM).") from e
+        strategy = tf.distribute.TPUStrategy(resolver)
+        return strategy, f"TPUStrategy on {tpu_name or 'the discovered TPU'}"
+    cfg = tf_config()
+    if _cluster_size(cfg) > 1:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task = cfg.get("task", {})
+        return strategy, (f"MultiWorkerMirroredStrategy, {_cluster_size(cfg)} workers "
+                          f"(this is {task.get('type')} {task.get('index')})")
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:  # do not grab all GPU memory up front (electra#86)
+        with contextlib.suppress(RuntimeError, ValueError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), f"MirroredStrategy on {len(gpus)} GPUs"
+    cpus = tf.config.list_logical_devices("CPU")
+    if not gpus and len(cpus) > 1:
+        devices = [d.name for d in cpus]
+        return (tf.distribute.MirroredStrategy(devices),
+                f"MirroredStrategy on {len(cpus)} logical CPU devices")
+    device = "1 GPU" if gpus else "CPU"
+    return tf.distribute.get_strategy(), f"default strategy ({device})"
+
+
+def device_kind(strategy):
+    """"TPU", "GPU" or "CPU": what the replicas run on."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "TPU"
+    return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+
+
+def is_multi_worker(strategy):
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
+def is_chief(strategy):
+    """True on the one process that writes checkpoints, logs and results."""
+    if not is_multi_worker(strategy):
+        return True
+    task = tf_config().get("task", {})
+    kind, index = task.get("type"), task.get("index", 0)
+    has_chief = bool(tf_config().get("cluster", {}).get("chief"))
+    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+
+
+# ------------------------------------------------------- precision and XLA
+def _cpu_has_fast_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(amx_bf16|avx512_bf16)\b", flags))
+
+
+def _gpu_compute_capability():
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        if details.get("compute_capability"):
+            return details["compute_capability"]
+    return None
+
+
+def choose_precision_and_jit(strategy, precision=None, jit_compile=None):
+    """Fill in `precision` (fp32|bf16|fp16) and `jit_compile` left as None.
+
+    Returns (precision, jit_compile, reason). The defaults, per device:
+    - TPU: bf16 (native), XLA (always compiled there);
+    - GPU: bf16 from compute capability 8.0 (no loss scaling needed), fp16
+      with loss scaling on 7.x, fp32 below; XLA on;
+    - CPU: bf16 when the CPU has AMX/AVX512-BF16 (bf16 matmuls measured
+      ~2.5x float32 here), else fp32; XLA off (measured slower than TF's
+      executor on CPU).
+    Explicit values are kept as given.
+    """
+    kind = device_kind(strategy)
+    reasons = []
+    if precision is None:
+        if kind == "TPU":
+            precision, why = "bf16", "bfloat16 is native on TPU"
+        elif kind == "GPU":
+            cc = _gpu_compute_capability() or (0, 0)
+            if cc >= (8, 0):
+                precision, why = "bf16", f"GPU compute capability {cc[0]}.{cc[1]} runs bf16"
+            elif cc >= (7, 0):
+                precision, why = "fp16", (f"GPU compute capability {cc[0]}.{cc[1]} has fp16 "
+                                          "tensor cores (dynamic loss scaling on)")
+            else:
+                precision, why = "fp32", "GPU without fast half precision"
+        elif _cpu_has_fast_bf16():
+            precision, why = "bf16", "CPU has AMX/AVX512-BF16 matmuls"
+        else:
+            precision, why = "fp32", "CPU without bf16 matmul units"
+        reasons.append(f"precision {precision} ({why})")
+    else:
+        reasons.append(f"precision {precision} (as configured)")
+    if jit_compile is None:
+        jit_compile = kind in ("TPU", "GPU")
+        reasons.append(f"jit_compile {jit_compile} (" + (
+            "XLA fuses the step on accelerators" if jit_compile
+            else "XLA measured slower than TF's executor on CPU") + ")")
+    else:
+        reasons.append(f"jit_compile {jit_compile} (as configured)")
+    return precision, jit_compile, f"{kind}: " + "; ".join(reasons)
+
+
+@contextlib.contextmanager
+def dtype_policy(precision):
+    """Set the Keras global dtype policy while models are built, then restore it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# ------------------------------------------------ multi-worker workaround
+def max_steps_per_execution(strategy):
+    """1 under (MultiWorker)MirroredStrategy with several replicas, else None.
+
+    Keras 3's multi-step loop (`steps_per_execution` > 1) wraps each step in a
+    `tf.cond`; the optimizer's gradient all-reduce (a `merge_call`) inside that
+    cond fails on these strategies ("You must feed a value for placeholder
+    tensor .../while/cond/Placeholder", measured with Keras 3.15 / TF 2.21 on
+    2 mirrored CPUs and 2 loopback workers). TPUStrategy is not affected.
+    """
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return None
+    if strategy.num_replicas_in_sync > 1 or is_multi_worker(strategy):
+        return 1
+    return None
+
+
+def patch_multi_worker(model, strategy):
+    """Make Keras 3 `fit`/`evaluate` work under MultiWorkerMirroredStrategy.
+
+    keras-team/keras#20585: (1) before the first step `fit` reduces one
+    eager PerReplica batch across workers to build the model symbolically,
+    which breaks under collective ops; our model is fully built at
+    construction, so that build is skipped. (2) Keras reduces multi-worker
+    logs with `strategy.reduce(MEAN, v, axis=0)`, which needs rank >= 1, so
+    the step's scalar logs are returned with shape [1]. Executions are one
+    step long there (`max_steps_per_execution`).
+    A no-op for every other strategy.
+    """
+    if not is_multi_worker(strategy):
+        return model
+    if not model.built:
+        raise ValueError("build the model before patch_multi_worker.")
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def as_rank1(data, _step=step):
+            return {k: tf.reshape(v, [1]) for k, v in _step(data).items()}
+
+        setattr(model, name, as_rank1)
+    return model

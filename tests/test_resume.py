@@ -1,0 +1,97 @@
+"""Resume loses nothing: kill -9 mid-run, SIGTERM, restart the same command.
+
+One flow, three processes of the same `keras-electra pretrain` command:
+1. killed with SIGKILL after its first checkpoint;
+2. resumes from that checkpoint, gets SIGTERM, saves and exits 75;
+3. resumes from the SIGTERM checkpoint and finishes at exactly num_train_steps.
+The learning rate printed at each resume equals the schedule's value at that
+step, and keep_checkpoint_max is respected.
+"""
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from pretrain_helpers import build_data_dir, hparams, start_cli
+
+from keras_electra import training
+from keras_electra.optimization import WarmupPolynomialDecay
+
+STEPS, SAVE_EVERY, KEEP = 60, 10, 2
+LR, WARMUP = 1e-3, 4
+
+
+def _wait_for(predicate, proc, timeout=180, what=""):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}) before {what}")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _latest_step(model_dir):
+    state = model_dir / "checkpoint"
+    if not state.exists():
+        return None
+    match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', state.read_text())
+    return int(match.group(1)) if match else None
+
+
+def _resumed(log_text):
+    match = re.search(r"resuming from \S+ckpt-(\d+): step (\d+) of \d+, "
+                      r"learning rate ([0-9.e+-]+)", log_text)
+    assert match, log_text[-3000:]
+    return int(match.group(1)), int(match.group(2)), float(match.group(3))
+
+
+def _schedule_lr(step):
+    return float(WarmupPolynomialDecay(LR, STEPS, WARMUP)(step))
+
+
+def test_kill_sigterm_and_resume_to_the_exact_end(tmp_path, corpora_dir):
+    data_dir = build_data_dir(tmp_path / "data", corpora_dir)
+    model_dir = data_dir / "models" / "resume"
+    args = ("pretrain", "--data-dir", data_dir, "--model-name", "resume", "--hparams",
+            hparams(num_train_steps=STEPS, save_checkpoints_steps=SAVE_EVERY,
+                    keep_checkpoint_max=KEEP, log_every_steps=2, iterations_per_loop=2,
+                    learning_rate=LR, num_warmup_steps=WARMUP))
+
+    # 1. kill -9 right after the first checkpoint is published.
+    proc = start_cli(*args, log_path=tmp_path / "run1.log")
+    _wait_for(lambda: _latest_step(model_dir) is not None, proc, what="a first checkpoint")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = _latest_step(model_dir)
+    assert killed_at is not None and killed_at < STEPS
+
+    # 2. same command: resumes there; SIGTERM once it is training -> checkpoint, exit 75.
+    log2 = tmp_path / "run2.log"
+    proc = start_cli(*args, log_path=log2)
+    _wait_for(lambda: "Epoch " in log2.read_text(), proc, what="training to start")
+    ckpt, step, lr = _resumed(log2.read_text())
+    assert ckpt == step == killed_at
+    assert lr == pytest.approx(_schedule_lr(step), rel=1e-5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == training.EXIT_STOPPED, log2.read_text()[-3000:]
+    assert "preempted: saved" in log2.read_text()
+    stopped_at = _latest_step(model_dir)
+    assert killed_at < stopped_at <= STEPS
+
+    # 3. same command again: resumes from the SIGTERM checkpoint and ends at STEPS.
+    log3 = tmp_path / "run3.log"
+    proc = start_cli(*args, log_path=log3)
+    assert proc.wait(timeout=240) == 0, log3.read_text()[-3000:]
+    ckpt, step, lr = _resumed(log3.read_text()) if stopped_at < STEPS else (None,) * 3
+    if stopped_at < STEPS:
+        assert ckpt == step == stopped_at
+        assert lr == pytest.approx(_schedule_lr(step), rel=1e-5)
+    assert f"training finished at step {STEPS}" in log3.read_text()
+    assert _latest_step(model_dir) == STEPS
+    kept = sorted(int(p.name[5:-6]) for p in Path(model_dir).glob("ckpt-*.index"))
+    assert len(kept) == KEEP and kept[-1] == STEPS
