@@ -1,0 +1,276 @@
+"""Train-step speed: keras-electra vs the PyTorch peer, side by side, same machine and run.
+
+    python benchmarks/train_step.py                      # the table of issue 7
+    python benchmarks/train_step.py --cases small-32 --json out.json
+
+Every measurement runs in its own subprocess (clean dtype policy, XLA and
+thread state, and a peak-RSS figure per case), sequentially, so all cases
+share the machine equally. Reported: median seconds per optimizer step over
+the timed steps, tokens/s (batch x seq / step time), achieved TFLOP/s with
+FLOPs per step counted as the official `flops_computation.py`, utilisation of
+the matmul peak measured first in the same run, and the ratio ours / best peer.
+
+Ours: float32 and mixed_bfloat16, with and without XLA (`jit_compile`),
+synthetic in-memory batches; plus one run reading the same shapes from
+TFRecords on disk (the input pipeline must not starve the step).
+Peer (benchmarks/peer.py): transformers ElectraForMaskedLM +
+ElectraForPreTraining with tied embeddings and the official
+masking/sampling/loss: eager float32, bf16 autocast, torch.compile.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CASES = {
+    # name: (preset, batch, seq)
+    "small-32": ("electra_small", 32, 128),
+    "small-128": ("electra_small", 128, 128),
+    "base-8x512": ("electra_base", 8, 512),
+}
+OURS = [("ours", "fp32", False), ("ours", "bf16", False), ("ours", "fp32", True),
+        ("ours", "bf16", True)]
+PEER = [("peer", "fp32", "eager"), ("peer", "bf16", "eager"), ("peer", "fp32", "compile")]
+
+
+# ----------------------------------------------------------------- workers
+def synthetic_batch(batch, seq, vocab, special, seed=0):
+    import numpy as np
+    rs = np.random.RandomState(seed)
+    ids = rs.randint(1000, vocab, size=(batch, seq)).astype("int32")
+    ids[:, 0] = special["cls"]
+    ids[:, seq // 2] = special["sep"]
+    ids[:, -1] = special["sep"]
+    segments = np.zeros_like(ids)
+    segments[:, seq // 2 + 1:] = 1
+    return {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": segments}
+
+
+def write_records(batch, path, copies=4):
+    import tensorflow as tf
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(copies):
+            for row in range(batch["input_ids"].shape[0]):
+                feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v[row]))
+                           for k, v in batch.items()}
+                writer.write(tf.train.Example(
+                    features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source):
+    import keras
+    import tensorflow as tf
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    from keras_electra.optimization import create_optimizer
+    from keras_electra.pretrainer import ElectraPretrainer
+
+    model = ElectraPretrainer.from_preset(preset, max_seq_length=seq)
+    model.compile(optimizer=create_optimizer(2e-4, 10 ** 6, 10), jit_compile=jit)
+    batch = synthetic_batch(batch_size, seq, model.vocab_size, model.special_token_ids)
+    if source == "records":
+        from keras_electra.data.pipeline import pretraining_dataset
+        tmp = tempfile.mkdtemp()
+        for i in range(4):
+            write_records(batch, os.path.join(tmp, f"pretrain_data.tfrecord-{i}-of-4"))
+        data = pretraining_dataset(os.path.join(tmp, "pretrain_data.tfrecord*"), batch_size,
+                                   seq, is_training=True)
+    else:
+        data = tf.data.Dataset.from_tensors(batch).repeat()
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[Timer()])
+    return times[warmup:]
+
+
+def run_peer(preset, batch_size, seq, precision, mode, steps, warmup):
+    import torch
+    from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+    sys.path.insert(0, str(HERE))
+    from peer import TorchElectraPeer
+
+    from keras_electra.presets import preset_config
+    config = preset_config(preset, max_seq_length=seq)
+    disc, gen = config.bert_config(), config.generator_config()
+
+    def hf(c):
+        return ElectraConfig(
+            vocab_size=c["vocab_size"], embedding_size=c["embedding_size"],
+            hidden_size=c["hidden_size"], num_hidden_layers=c["num_hidden_layers"],
+            num_attention_heads=c["num_attention_heads"],
+            intermediate_size=c["intermediate_size"], hidden_act="gelu",
+            max_position_embeddings=c["max_position_embeddings"])
+
+    special = {"pad": 0, "cls": 101, "sep": 102, "mask": 103}
+    peer = TorchElectraPeer(ElectraForMaskedLM(hf(gen)), ElectraForPreTraining(hf(disc)),
+                            special, max_predictions_per_seq=config.max_predictions_per_seq,
+                            learning_rate=2e-4, num_train_steps=10 ** 6, num_warmup_steps=10)
+    forward = None
+    if mode == "compile":
+        peer.generator.electra = torch.compile(peer.generator.electra)
+        peer.discriminator = torch.compile(peer.discriminator)
+    batch = synthetic_batch(batch_size, seq, config.vocab_size, special)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        peer.train_step(batch, autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
+                        forward=forward)
+        times.append(time.perf_counter() - start)
+    return times[warmup:]
+
+
+def matmul_peak(precision, seconds=2.0, n=2048):
+    """GFLOP/s of a square matmul through TensorFlow (oneDNN) in this precision."""
+    import tensorflow as tf
+    dtype = tf.bfloat16 if precision == "bf16" else tf.float32
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+
+    @tf.function
+    def mm(x):
+        return tf.matmul(x, x)
+
+    mm(a).numpy()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        mm(a).numpy()
+        reps += 1
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def worker(spec):
+    kind = spec["kind"]
+    if kind == "peak":
+        return {"gflops": matmul_peak(spec["precision"])}
+    preset, batch, seq = CASES[spec["case"]]
+    if kind == "ours":
+        times = run_ours(preset, batch, seq, spec["precision"], spec["jit"], spec["steps"],
+                         spec["warmup"], spec.get("source", "memory"))
+    else:
+        times = run_peer(preset, batch, seq, spec["precision"], spec["mode"], spec["steps"],
+                         spec["warmup"])
+    return {"step_s": statistics.median(times), "all_s": times,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+# ------------------------------------------------------------------ driver
+def measure(spec, timeout):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        run = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                             capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout}s"}
+    for line in run.stdout.splitlines()[::-1]:
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return {"error": (run.stderr or run.stdout).strip().splitlines()[-1][:200]
+            if (run.stderr or run.stdout).strip() else f"exit {run.returncode}"}
+
+
+def flops_per_step(case):
+    from keras_electra.flops import train_flops_per_example
+    from keras_electra.presets import preset_config
+    preset, batch, seq = CASES[case]
+    return train_flops_per_example(preset_config(preset, max_seq_length=seq)) * batch
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", default="small-32,small-128,base-8x512")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps (compilation)")
+    parser.add_argument("--skip", default="", help="comma list of labels to skip, e.g. "
+                        "'ours fp32 xla,peer fp32 compile'")
+    parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--json", help="write all results here")
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return
+
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    started = time.time()
+    load = os.getloadavg()[0]
+    peaks = {p: measure({"kind": "peak", "precision": p}, 300) for p in ("fp32", "bf16")}
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f}")
+    print("matmul peak (TensorFlow, 2048^2): " + ", ".join(
+        f"{p} {v.get('gflops', float('nan')):.0f} GFLOP/s" for p, v in peaks.items()))
+    results = {"peaks": peaks, "cases": {}, "load_average_start": load}
+    for case in args.cases.split(","):
+        preset, batch, seq = CASES[case]
+        flops = flops_per_step(case)
+        rows = []
+        specs = [(f"ours {p} {'xla' if j else 'default'}",
+                  {"kind": "ours", "case": case, "precision": p, "jit": j})
+                 for _, p, j in OURS]
+        specs.append(("ours bf16 default records",
+                      {"kind": "ours", "case": case, "precision": "bf16", "jit": False,
+                       "source": "records"}))
+        specs += [(f"peer {p} {m}", {"kind": "peer", "case": case, "precision": p, "mode": m})
+                  for _, p, m in PEER]
+        for label, spec in specs:
+            if label in skip:
+                continue
+            spec.update(steps=args.steps, warmup=args.warmup)
+            result = measure(spec, args.timeout)
+            result["label"] = label
+            if "step_s" in result:
+                result["tokens_per_s"] = batch * seq / result["step_s"]
+                result["tflops"] = flops / result["step_s"] / 1e12
+                peak = peaks["bf16" if "bf16" in label else "fp32"].get("gflops")
+                result["utilization"] = result["tflops"] * 1e3 / peak if peak else None
+            rows.append(result)
+            print(f"  [{case}] {label}: " + (f"{result['step_s']:.3f} s/step"
+                                              if "step_s" in result else result["error"]),
+                  flush=True)
+        best_peer = max((r["tokens_per_s"] for r in rows
+                         if r["label"].startswith("peer") and "tokens_per_s" in r), default=None)
+        results["cases"][case] = {"preset": preset, "batch": batch, "seq": seq,
+                                  "flops_per_step": flops, "rows": rows,
+                                  "best_peer_tokens_per_s": best_peer}
+        print(table(case, batch, seq, flops, rows, best_peer))
+    results["seconds"] = time.time() - started
+    results["load_average_end"] = os.getloadavg()[0]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+
+
+def table(case, batch, seq, flops, rows, best_peer):
+    lines = [f"\n{case}: batch {batch} x seq {seq}, {flops / 1e12:.3f} TFLOP per step "
+             "(official counting)",
+             f"{'configuration':<28} {'s/step':>8} {'tokens/s':>9} {'TFLOP/s':>8} "
+             f"{'util':>6} {'vs best peer':>12} {'peak RSS MB':>11}"]
+    for r in rows:
+        if "step_s" not in r:
+            lines.append(f"{r['label']:<28} {r['error']}")
+            continue
+        ratio = r["tokens_per_s"] / best_peer if best_peer else float("nan")
+        util = f"{100 * r['utilization']:.0f}%" if r.get("utilization") else "-"
+        lines.append(f"{r['label']:<28} {r['step_s']:8.3f} {r['tokens_per_s']:9.0f} "
+                     f"{r['tflops']:8.3f} {util:>6} {ratio:11.2f}x {r['peak_rss_mb']:11.0f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
