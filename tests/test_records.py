@@ -175,18 +175,18 @@ def test_existing_output_is_kept_unless_overwrite(small_corpus, vocab_file, tmp_
 
     # Interrupted while writing: no final-named file is touched, no temp folder left.
     calls = []
-    original = records.serialize
+    original = records.RecordFiles.write
 
-    def interrupted(example):
+    def interrupted(self, index, data):
         calls.append(sorted(p.name for p in out.iterdir()))
         raise KeyboardInterrupt
 
-    records.serialize = interrupted
+    records.RecordFiles.write = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
             build_dataset(common + ["--num-out-files", 2, "--overwrite"])
     finally:
-        records.serialize = original
+        records.RecordFiles.write = original
     assert any(n.startswith(".incomplete-") for n in calls[0])  # new files go to a temp dir
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -195,6 +195,47 @@ def test_existing_output_is_kept_unless_overwrite(small_corpus, vocab_file, tmp_
     assert names == ["manifest.json", "notes.txt", "pretrain_data.tfrecord-0-of-2",
                      "pretrain_data.tfrecord-1-of-2"]
     assert json.loads((out / "manifest.json").read_text())["num_out_files"] == 2
+
+
+def test_example_encoding_and_framing_match_tensorflow(tmp_path):
+    """Our hand-written Example bytes and TFRecord framing vs TensorFlow's own."""
+    import tensorflow as tf
+
+    rng = random.Random(0)
+    spec = {n: tf.io.FixedLenFeature([SEQ], tf.int64) for n in records.FEATURES}
+    builder = records.ExampleBuilder(SEQ, 2, 3, rng)
+    encoders = {v: records.ExampleEncoder(SEQ, 2, 3, v - 1) for v in (30, 130, 30522, 250000)}
+    serialized = []
+    for i in range(400):
+        vocab_size = list(encoders)[i % len(encoders)]
+        first = [rng.randrange(vocab_size) for _ in range(rng.randrange(1, SEQ - 1))]
+        second = [rng.randrange(vocab_size)
+                  for _ in range(rng.randrange(0, max(0, SEQ - len(first) - 3) + 1))]
+        example = builder._layout(first[:SEQ - 2], second)
+        proto = tf.train.Example(features=tf.train.Features(feature={
+            n: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+            for n, v in zip(records.FEATURES, example)}))
+        ours = records.serialize(example)
+        assert ours == proto.SerializeToString(deterministic=True)
+        assert encoders[vocab_size].encode(first[:SEQ - 2], second) == (ours, sum(example[1]))
+        parsed = tf.io.parse_single_example(ours, spec)
+        assert tuple(parsed[n].numpy().tolist() for n in records.FEATURES) == example
+        serialized.append(ours)
+    general = ([2, -1, 2**40, 0], [1, 1, 1, 0], [0, 0, 1, 0])  # negative, huge values
+    assert tf.train.Example.FromString(records.serialize(general)).features.feature[
+        "input_ids"].int64_list.value == general[0]
+
+    payloads = serialized + [b"", bytes(range(256)) * 20]  # empty and long records too
+    with tf.io.TFRecordWriter(str(tmp_path / "tf")) as writer:
+        for data in payloads:
+            writer.write(data)
+    files = records.RecordFiles([str(tmp_path / "ours"), str(tmp_path / "unused")])
+    files.BATCH = 7  # several batches
+    for data in payloads:
+        files.write(0, data)
+    files.close()
+    assert (tmp_path / "ours").read_bytes() == (tmp_path / "tf").read_bytes()
+    assert (tmp_path / "unused").read_bytes() == b""
 
 
 def test_bad_inputs_fail_before_work(corpora_dir, small_corpus, vocab_file, tmp_path, capsys):

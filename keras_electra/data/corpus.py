@@ -17,15 +17,42 @@ Here every file is scanned before any long work starts, and the policy is explic
   memory. Lines below the cap are read exactly as the official builder reads them:
   split on "\\n" only (as GFile does), then `str.strip()`.
 
-All I/O goes through `tf.io.gfile`, so `gs://` corpora work.
+Remote paths (`gs://...`) go through `tf.io.gfile`. `LineReader` opens local paths with
+the builtin `open` (same bytes), and TensorFlow is imported only when first needed, so
+`build-dataset` workers on a local corpus never import it (~5 s of CPU and ~0.7 GB of
+memory per process).
 """
 
 import codecs
 import dataclasses
+import importlib
 import posixpath
 import re
 
-import tensorflow as tf
+
+class LazyModule:
+    """`tf = LazyModule("tensorflow")`: imports the module on first attribute access."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+tf = LazyModule("tensorflow")
+
+
+def is_remote(path):
+    """True for URLs (`gs://...`) that need `tf.io.gfile`; False for local paths."""
+    return "://" in str(path)
+
+
+def open_file(path, mode="rb"):
+    """`tf.io.gfile.GFile` for remote paths, the builtin `open` (no TensorFlow) otherwise."""
+    if is_remote(path):
+        return tf.io.gfile.GFile(path, mode)
+    return open(path, mode)
 
 ENCODING_ERRORS = ("strict", "replace", "skip-file")
 DEFAULT_MAX_LINE_BYTES = 1_000_000
@@ -180,18 +207,28 @@ class LineReader:
     def lines(self, path):
         """Yields each line of `path` as str, without its newline; pieces for long lines."""
         pending, pending_long = b"", False  # `pending` is a line not yet ended by "\n"
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with open_file(path, "rb") as f:
             while True:
                 block = f.read(_BLOCK)
                 if not block:
                     break
                 self.bytes_read += len(block)
-                parts = (pending + block).split(b"\n")
-                pending = parts.pop()
-                for k, raw in enumerate(parts):
-                    yield from self._decoded(raw, counted=pending_long and k == 0)
-                if parts:
+                data = pending + block
+                end = data.rfind(b"\n")
+                if end >= 0:
+                    complete, pending = data[:end], data[end + 1:]
+                    # Fast path: decode the block's complete lines at once ("\n" is never
+                    # part of a multi-byte sequence, so this equals per-line decoding).
+                    lines = None if pending_long else complete.decode(
+                        "utf-8", self.errors).split("\n")
+                    if lines is not None and max(map(len, lines)) * 4 <= self.max_line_bytes:
+                        yield from lines  # (4 bytes per char at most: no line is too long)
+                    else:
+                        for k, raw in enumerate(complete.split(b"\n")):
+                            yield from self._decoded(raw, counted=pending_long and k == 0)
                     pending_long = False
+                else:
+                    pending = data
                 if len(pending) > self.max_line_bytes:
                     if not pending_long:
                         self.long_lines += 1
