@@ -202,6 +202,8 @@ def main():
                         "'ours fp32 xla,peer fp32 compile'")
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--json", help="write all results here")
+    parser.add_argument("--png", help="plot tokens/s by configuration here")
+    parser.add_argument("--markdown", help="write the tables as Markdown here")
     args = parser.parse_args()
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
@@ -254,6 +256,55 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
         print(f"wrote {args.json}")
+    if args.png:
+        plot(results, args.png)
+        print(f"wrote {args.png}")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(results))
+        print(f"wrote {args.markdown}")
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(results["cases"])
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4.5), squeeze=False)
+    for ax, case in zip(axes[0], cases):
+        rows = [r for r in results["cases"][case]["rows"] if "tokens_per_s" in r]
+        labels = [r["label"] for r in rows]
+        colors = ["tab:blue" if lab.startswith("ours") else "tab:gray" for lab in labels]
+        ax.barh(labels, [r["tokens_per_s"] for r in rows], color=colors)
+        ax.invert_yaxis()
+        ax.set_title(case)
+        ax.set_xlabel("tokens / s (higher is better)")
+    fig.suptitle("ELECTRA train step: keras-electra (blue) vs PyTorch peer (gray)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def markdown(results):
+    peaks = results["peaks"]
+    lines = [f"Matmul peak measured first: fp32 {peaks['fp32'].get('gflops', 0):.0f} GFLOP/s, "
+             f"bf16 {peaks['bf16'].get('gflops', 0):.0f} GFLOP/s; load average "
+             f"{results['load_average_start']:.1f} -> {results['load_average_end']:.1f}.", ""]
+    for case, data in results["cases"].items():
+        best = data["best_peer_tokens_per_s"]
+        lines += [f"**{case}** (batch {data['batch']} x seq {data['seq']}, "
+                  f"{data['flops_per_step'] / 1e12:.3f} TFLOP/step)", "",
+                  "| configuration | s/step | tokens/s | TFLOP/s | util | vs best peer | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in data["rows"]:
+            if "step_s" not in r:
+                lines.append(f"| {r['label']} | {r['error']} | | | | | |")
+                continue
+            util = f"{100 * r['utilization']:.0f}%" if r.get("utilization") else "-"
+            ratio = f"{r['tokens_per_s'] / best:.2f}x" if best else "-"
+            lines.append(f"| {r['label']} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | "
+                         f"{r['tflops']:.3f} | {util} | {ratio} | {r['peak_rss_mb']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def table(case, batch, seq, flops, rows, best_peer):
