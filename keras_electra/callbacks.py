@@ -11,8 +11,9 @@ Checkpoints are named by update step (`ckpt-1000`), as the official
   atomically replaces the `checkpoint` index, so a half-written checkpoint is
   never the latest one.
 - `TrainingGuard`: saves every `save_checkpoints_steps`; on SIGTERM or when the
-  `max_hours` deadline nears, saves and stops; on a NaN/inf loss stops
-  *without* saving, so the last good checkpoint stays the latest.
+  `max_hours` deadline nears, saves and stops (at the end of an update); on a
+  NaN/inf loss, or NaN/inf weights about to be saved, stops *without*
+  saving, so the last good checkpoint stays the latest.
 - `Throughput`: examples/s, tokens/s, TFLOP/s and utilisation per logging
   interval (one Keras epoch), added to the logs.
 - `ScalarLogger`: every log value and the learning rate as TensorBoard scalars.
@@ -177,28 +178,61 @@ class TrainingGuard(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         micro = micro_step(self.model)
         if loss is not None and not math.isfinite(float(loss)):
-            self.stop_reason = "diverged"
-            self.diverged_at = micro // self.accumulation
-            self.model.stop_training = True
+            self._diverged(micro)
             return
-        if micro % self.accumulation == 0 and (micro // self.accumulation) % self.save_every == 0:
-            self._save("checkpoint")
+        # Saves and stops only between updates (never inside an accumulation
+        # cycle, whose other replicas' partial sums a checkpoint would lose).
+        boundary = micro % self.accumulation == 0
+        if boundary and (micro // self.accumulation) % self.save_every == 0:
+            if not self._save("checkpoint"):
+                self._diverged(micro)
+                return
         reason = None
         if self.preemption is not None and self.preemption.requested:
             reason = "preempted"
         elif self.deadline is not None:
-            margin = 2 * self._longest_execution + 2 * self.checkpointer.last_save_seconds + 5
+            spe = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
+            to_boundary = -(-self.accumulation // spe)  # executions, at most
+            margin = ((1 + to_boundary) * self._longest_execution
+                      + 2 * self.checkpointer.last_save_seconds + 5)
             if now + margin >= self.deadline:
                 reason = "deadline"
-        if reason:
+        if reason and boundary:
             self.stop_reason = reason
-            self._save(reason)
             self.model.stop_training = True
+            if not self._save(reason):
+                self._diverged(micro)
+
+    def _diverged(self, micro):
+        self.stop_reason = "diverged"
+        self.diverged_at = -(-micro // self.accumulation)  # the update being computed
+        self.model.stop_training = True
 
     def _save(self, why):
+        """Save unless a weight is NaN/inf (then False: the last good checkpoint stays)."""
+        if not weights_finite(self.model):
+            return False
         path = self.checkpointer.save()
         if self.verbose and self.checkpointer.chief:
             print(f"\n[keras-electra] {why}: saved {path}", flush=True)
+        return True
+
+
+def weights_finite(model, _cache={}):  # noqa: B006 (a per-model cache of the check)
+    """True when every trainable weight of `model` is finite (one tf.function call)."""
+    key = id(model)
+    entry = _cache.get(key)
+    if entry is None or entry[0] is not model:
+        variables = list(model.trainable_weights)
+
+        @tf.function
+        def check():
+            return tf.reduce_all(tf.stack(
+                [tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in variables]))
+
+        _cache.clear()  # one model per run: keep no stale ones alive
+        entry = _cache[key] = (model, check)
+    return bool(entry[1]())
 
 
 # -------------------------------------------------------------- throughput

@@ -7,9 +7,10 @@
   and the strategy splits it.
 - `choose_precision_and_jit`: the one place that picks "fastest for the
   device" defaults, and says why.
-- `patch_multi_worker`: the workaround for Keras 3 `fit` under
-  MultiWorkerMirroredStrategy (keras-team/keras#20585), kept here so it can be
-  deleted in one place once Keras fixes it.
+- `patch_multi_worker`, `patch_multi_step`: workarounds for Keras 3 `fit`
+  under MultiWorkerMirroredStrategy (keras-team/keras#20585) and for
+  `steps_per_execution` > 1 under MirroredStrategy (keras-team/keras#19246),
+  kept here so they can be deleted in one place once Keras fixes them.
 """
 
 import contextlib
@@ -194,21 +195,84 @@ def dtype_policy(precision):
         keras.config.set_dtype_policy(previous)
 
 
-# ------------------------------------------------ multi-worker workaround
+# ------------------------------------------------ Keras workarounds
 def max_steps_per_execution(strategy):
-    """1 under (MultiWorker)MirroredStrategy with several replicas, else None.
+    """1 under MultiWorkerMirroredStrategy with several workers, else None.
 
-    Keras 3's multi-step loop (`steps_per_execution` > 1) wraps each step in a
-    `tf.cond`; the optimizer's gradient all-reduce (a `merge_call`) inside that
-    cond fails on these strategies ("You must feed a value for placeholder
-    tensor .../while/cond/Placeholder", measured with Keras 3.15 / TF 2.21 on
-    2 mirrored CPUs and 2 loopback workers). TPUStrategy is not affected.
+    Keras 3's multi-step loop (`steps_per_execution` > 1) runs each step
+    inside a `tf.while_loop`/`tf.cond`; a `merge_call` (the optimizer's
+    gradient all-reduce, the global loss normalisation) inside that cond
+    fails under (MultiWorker)MirroredStrategy ("You must feed a value for
+    placeholder tensor .../while/cond/Placeholder"; keras-team/keras#19246:
+    reproduced with a plain Dense model and SGD, Keras 3.15 / TF 2.21, so
+    not caused by this package). `patch_multi_step` replaces that loop for
+    MirroredStrategy (tested on 2 mirrored CPUs); multi-worker runs (not
+    tested with it) keep one step per execution. TPUStrategy is not affected.
     """
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return None
-    if strategy.num_replicas_in_sync > 1 or is_multi_worker(strategy):
+    if is_multi_worker(strategy):
         return 1
     return None
+
+
+def patch_multi_step(model, strategy):
+    """Multi-step executions under MirroredStrategy without Keras' tf.cond.
+
+    Keras' `steps_per_execution` loop wraps each step in a `tf.cond` inside a
+    `tf.while_loop`, where MirroredStrategy's merge calls fail
+    (keras-team/keras#19246). Our datasets repeat forever and every `fit`
+    segment is a multiple of `steps_per_execution` (`training.steps_per_execution`),
+    so the loop needs no end-of-data test: the train/test functions here call
+    the (possibly XLA-compiled) one-step function `steps_per_execution` times
+    in a Python-unrolled loop inside one `tf.function`. Same steps, same
+    callbacks, no conditional. A no-op unless the strategy mirrors over
+    several replicas in one process (MultiWorkerMirroredStrategy and
+    TPUStrategy excluded).
+    """
+    if (not isinstance(strategy, tf.distribute.MirroredStrategy)
+            or strategy.num_replicas_in_sync == 1):
+        return model
+    from keras.src.backend.tensorflow.trainer import reduce_per_replica
+
+    def make(kind, step_fn):
+        built = {}
+
+        def make_function(force=False):
+            spe = model.steps_per_execution
+            if spe in built and not force:
+                setattr(model, f"{kind}_function", built[spe])
+                return built[spe]
+
+            def one_step_on_data(data):
+                outputs = strategy.run(step_fn, args=(data,))
+                return reduce_per_replica(outputs, strategy, reduction="auto")
+
+            one_step = tf.function(one_step_on_data, reduce_retracing=True,
+                                   jit_compile=model.jit_compile)
+
+            @tf.function(reduce_retracing=True)
+            def multi_step(iterator):
+                outputs = one_step(next(iterator))
+                for _ in range(spe - 1):
+                    outputs = one_step(next(iterator))
+                return outputs
+
+            def function(iterator):
+                if isinstance(iterator, (tf.data.Iterator,
+                                         tf.distribute.DistributedIterator)):
+                    return multi_step(iterator)
+                for _, data in zip(range(spe), iterator):  # eager data (not ours)
+                    outputs = one_step(data)
+                return outputs
+
+            built[spe] = function
+            setattr(model, f"{kind}_function", function)
+            return function
+
+        return make_function
+
+    model.make_train_function = make("train", model.train_step)
+    model.make_test_function = make("test", model.test_step)
+    return model
 
 
 def patch_multi_worker(model, strategy):

@@ -72,6 +72,17 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     global-norm clip, so a step on R replicas equals the step on one device
     for the same global batch (Keras would clip each replica's partial sum).
 
+    Gradient accumulation (`gradient_accumulation_steps` N > 1) is done here
+    rather than by Keras, so that it works on any number of replicas: each
+    replica adds its micro-batch gradient to its own copy of the accumulators
+    (no collective); on every N-th micro-batch the accumulated mean is summed
+    over the replicas, clipped to the global norm and applied, once. Keras
+    puts its all-reduce inside a `tf.cond` in replica context, which
+    MirroredStrategy cannot trace; here the cond runs in cross-replica
+    context (as Keras' LossScaleOptimizer does) where the strategy needs
+    merge calls. `iterations` counts updates, `_iterations` micro-batches.
+    `skip_step` counts a micro-batch whose update the loss scaler skipped.
+
     Args:
         learning_rate: float or schedule.
         weight_decay_rate: float.
@@ -135,6 +146,67 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             self._distributed_tf_update_step, self._distribution_strategy,
             grads_and_vars, learning_rate)
 
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        n = self.gradient_accumulation_steps
+        if not n:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        accumulators = [self._accumulated_gradients[self._get_variable_index(v)]
+                        for v in trainable_variables]
+        # 1. This replica's gradient into this replica's accumulators: the
+        # accumulators have aggregation NONE, so a replica-context assign
+        # writes the local copy only (no collective, no merge call).
+        for acc, g in zip(accumulators, grads):
+            self.assign_add(acc, tf.convert_to_tensor(g))
+
+        def apply_accumulated():
+            # 2. Every N-th micro-batch: mean of this replica's micro-batches;
+            # `_backend_update_step` sums over replicas, clips, updates.
+            mean = [acc.value / tf.cast(n, acc.dtype) for acc in accumulators]
+            self._backend_update_step(mean, trainable_variables, self.learning_rate)
+            for acc in accumulators:
+                self.assign(acc, tf.zeros_like(acc.value))
+
+        def is_update_step():
+            return tf.equal((self._iterations + 1) % n, 0)
+
+        def skip():
+            return None
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(is_update_step(), apply_accumulated, skip)
+        else:
+            def in_cross_replica(distribution):
+                def apply_on_each_replica():
+                    distribution.extended.call_for_each_replica(apply_accumulated)
+
+                tf.cond(is_update_step(), apply_on_each_replica, skip)
+
+            tf.distribute.get_replica_context().merge_call(in_cross_replica)
+
+    def skip_step(self):
+        """Count a micro-batch without applying it (a loss-scale overflow).
+
+        The counter advances as for an applied micro-batch, so `fit`'s batch
+        count, `micro_step` and `num_train_steps` stay in step. When it was
+        the N-th micro-batch of an update, that update is skipped and the
+        accumulated gradients are dropped; an earlier micro-batch simply adds
+        nothing (its update averages the others over N). Runs in replica or
+        cross-replica context.
+        """
+        n = self.gradient_accumulation_steps
+        if n:
+            keep = tf.not_equal((self._iterations + 1) % n, 0)
+            strategy = tf.distribute.get_strategy()
+            for acc in self._accumulated_gradients:
+                if acc is None:
+                    continue
+                reset = lambda a, keep=keep: a.assign(a * tf.cast(keep, a.dtype))  # noqa: E731
+                if tf.distribute.in_cross_replica_context():
+                    strategy.extended.update(acc.value, reset, group=False)
+                else:
+                    reset(acc.value)
+        self._iterations.assign_add(1)
+
     def get_config(self):
         config = super().get_config()
         config.update({
@@ -153,9 +225,10 @@ def create_optimizer(learning_rate, num_train_steps, num_warmup_steps,
                      gradient_accumulation_steps=1):
     """The official `create_optimizer` for pretraining (no layer-wise decay).
 
-    With `gradient_accumulation_steps` N > 1 the optimizer (Keras' built-in
-    accumulation) averages N micro-batch gradients per update; `iterations`
-    and the schedule count updates, `micro_step` counts micro-batches.
+    With `gradient_accumulation_steps` N > 1 the optimizer accumulates N
+    micro-batch gradients on each replica, then all-reduces their mean, clips
+    and updates once (`AdamWeightDecay`); the schedule counts updates,
+    `micro_step` counts micro-batches.
     """
     schedule = WarmupPolynomialDecay(learning_rate, num_train_steps,
                                      num_warmup_steps, power=lr_decay_power,

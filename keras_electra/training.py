@@ -23,6 +23,11 @@ Departures from the official script:
 - `debug` does not wipe model_dir (the official script deletes it);
 - eval results are written to `results_txt`/`results_pkl` (official: never).
 
+Steps: `num_train_steps` counts optimizer steps of `train_batch_size`
+examples, applied or (fp16 dynamic loss scaling, on overflow) skipped; see
+`StepCountingLossScaleOptimizer`. Gradient accumulation works on any number
+of replicas (`AdamWeightDecay`).
+
 Exit codes of the CLI: 0 done; 2 bad configuration or inputs (nothing ran);
 3 the loss became NaN/inf (the last good checkpoint is kept);
 75 stopped early by SIGTERM or `--max-hours` after saving a checkpoint: run
@@ -39,6 +44,7 @@ import sys
 import time
 import uuid
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -72,7 +78,9 @@ class PretrainResult:
     """What `pretrain` returns.
 
     status: "completed", "preempted", "deadline" or "evaluated" (do_train False).
-    step: optimizer updates done. checkpoint: the latest checkpoint path.
+    step: optimizer steps done (with fp16, steps the loss scaler skipped count:
+        a run always ends after num_train_steps x gradient_accumulation_steps
+        micro-batches). checkpoint: the latest checkpoint path.
     history: {metric: [value per logging interval]} of this process's fit calls.
     eval_results: {metric: value} when do_eval, else None.
     """
@@ -87,6 +95,25 @@ class PretrainResult:
 
 def log(message):
     print(f"[keras-electra] {message}", flush=True)
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class StepCountingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras' dynamic loss scaling (fp16), except that a skipped step still counts.
+
+    Keras skips the inner optimizer entirely when the scaled gradients
+    overflow, so its step counter would fall behind `fit`'s batch count: a
+    run would stop short of `num_train_steps` and name checkpoints by a step
+    that is not its data position. Here an overflowing micro-batch advances
+    the counter (`AdamWeightDecay.skip_step`): `num_train_steps` counts
+    optimizer steps *applied or skipped*, the learning-rate schedule moves
+    through skipped steps, and a run always ends after exactly
+    `num_train_steps` x `gradient_accumulation_steps` micro-batches.
+    """
+
+    def _stateful_handle_non_finite_grads(self):
+        super()._stateful_handle_non_finite_grads()
+        self.inner_optimizer.skip_step()
 
 
 # ------------------------------------------------------------ checks
@@ -213,16 +240,20 @@ def make_dataset(strategy, patterns, global_batch, seq_length, is_training):
 
 
 def init_from_preset(model, source, vocab_file):
-    """Copy the weights of a saved preset/exported model into `model`."""
+    """Copy the weights of a saved preset/exported model into `model`.
+
+    Raises InputError (exit code 2 on the CLI; nothing trained) when `source`
+    is not a preset directory, used another vocabulary, or holds another
+    architecture (the first differing weight is named)."""
     from keras_electra import presets
     from keras_electra.data.vocab import vocab_fingerprint
 
     if not presets._is_preset_dir(source) and not tf.io.gfile.isdir(source):
-        raise ValueError(f"init_from {source!r} is not a directory written by "
+        raise InputError(f"init_from {source!r} is not a directory written by "
                          "save_to_preset (built-in preset names carry no weights).")
     src = presets.load_pretrainer(source)
     if src.vocab_file and vocab_fingerprint(src.vocab_file) != vocab_fingerprint(vocab_file):
-        raise ValueError(f"init_from {source} was trained with another vocab than "
+        raise InputError(f"init_from {source} was trained with another vocab than "
                          f"{vocab_file}: token ids would not match; use its vocab.txt.")
     dst_weights = model.weights
     src_weights = src.get_weights()
@@ -231,7 +262,7 @@ def init_from_preset(model, source, vocab_file):
         mismatch = next(((d.path, tuple(s.shape), tuple(d.shape))
                          for s, d in zip(src_weights, dst_weights)
                          if tuple(s.shape) != tuple(d.shape)), None)
-        raise ValueError(
+        raise InputError(
             f"init_from {source} has a different architecture ("
             + (f"{mismatch[0]}: {mismatch[1]} there, {mismatch[2]} here" if mismatch else
                f"{len(src_weights)} weights there, {len(dst_weights)} here")
@@ -282,12 +313,6 @@ def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
         if batch % replicas:
             raise InputError(f"{name} = {batch} is not divisible by the {replicas} replicas: "
                              f"use a multiple of {replicas}.")
-    if n > 1 and replicas > 1:
-        raise InputError(
-            f"gradient_accumulation_steps={n} is supported on one replica only for now "
-            f"(this run has {replicas}): Keras' accumulation cannot cross the replicas' "
-            "gradient all-reduce. With several devices, use gradient_accumulation_steps=1 "
-            "and let the replicas share train_batch_size.")
     precision, jit, why = distribute.choose_precision_and_jit(
         strategy, config.precision, config.jit_compile)
     if verbose == "auto":
@@ -353,8 +378,6 @@ def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
 
 
 def _build(config, strategy, info, precision, jit, chief):
-    import keras
-
     from keras_electra.optimization import create_optimizer
     from keras_electra.pretrainer import ElectraPretrainer
 
@@ -366,10 +389,11 @@ def _build(config, strategy, info, precision, jit, chief):
             weight_decay_rate=config.weight_decay_rate, lr_decay_power=config.lr_decay_power,
             gradient_accumulation_steps=config.gradient_accumulation_steps)
         if precision == "fp16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer = StepCountingLossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         model.compile(optimizer=optimizer, jit_compile=jit)
     distribute.patch_multi_worker(model, strategy)
+    distribute.patch_multi_step(model, strategy)
     checkpointer = cb.Checkpointer(model, config.model_dir, config.keep_checkpoint_max,
                                    chief=chief)
     return model, checkpointer
@@ -429,7 +453,8 @@ def _evaluate(config, model, strategy, spe, verbose, chief):
     patterns = config.eval_tfrecords or config.pretrain_tfrecords
     dataset = make_dataset(strategy, patterns, config.eval_batch_size,
                            config.max_seq_length, is_training=False)
-    model.steps_per_execution = math.gcd(spe, config.num_eval_steps)
+    spe = math.gcd(spe, config.num_eval_steps)
+    model.steps_per_execution = min(spe, distribute.max_steps_per_execution(strategy) or spe)
     results = model.evaluate(dataset, steps=config.num_eval_steps, verbose=verbose,
                              return_dict=True)
     results = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in results.items()}

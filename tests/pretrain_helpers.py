@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from keras_electra import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +48,20 @@ def build_data_dir(root, corpus_dir, num_out_files=2):
                      "--max-seq-length", str(SEQ), "--num-out-files",
                      str(num_out_files)]) == 0
     return root
+
+
+_SHARED = {}
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory, corpora_dir):
+    """One data_dir (vocab + records) built once per test session and shared by
+    every training test module (import this fixture into the module). Tests
+    write their runs to distinct model names/model_dirs inside or beside it."""
+    if "path" not in _SHARED:
+        _SHARED["path"] = build_data_dir(tmp_path_factory.mktemp("shared_train_data"),
+                                         corpora_dir)
+    return _SHARED["path"]
 
 
 def copy_data_dir(src, dst):

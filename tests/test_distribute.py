@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
-from pretrain_helpers import REPO, TINY, build_data_dir, env
+from pretrain_helpers import REPO, TINY, env, shared_data_dir  # noqa: F401 (fixture)
 
 from keras_electra import distribute
 
@@ -35,8 +35,8 @@ def _free_ports(n):
     return ports
 
 
-def test_multi_worker_two_processes_end_identical(tmp_path, corpora_dir):
-    data_dir = build_data_dir(tmp_path / "data", corpora_dir, num_out_files=2)
+def test_multi_worker_two_processes_end_identical(tmp_path, shared_data_dir):
+    data_dir = shared_data_dir  # 2 record files (build_data_dir's default)
     hp = dict(TINY, num_train_steps=4, save_checkpoints_steps=2, log_every_steps=2,
               iterations_per_loop=2, num_warmup_steps=1)
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
@@ -77,3 +77,4 @@ def test_default_strategy_and_device_choices(monkeypatch):
     assert precision in ("fp32", "bf16") and jit is False and why.startswith("CPU:")
     assert distribute.choose_precision_and_jit(strategy, "fp16", True)[:2] == ("fp16", True)
     assert distribute.max_steps_per_execution(strategy) is None
+    assert distribute.patch_multi_step("not touched", strategy) == "not touched"

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pretrain_helpers import build_data_dir, hparams, start_cli
+from pretrain_helpers import hparams, shared_data_dir, start_cli  # noqa: F401 (fixture)
 
 from keras_electra import training
 from keras_electra.optimization import WarmupPolynomialDecay
@@ -54,8 +54,8 @@ def _schedule_lr(step):
     return float(WarmupPolynomialDecay(LR, STEPS, WARMUP)(step))
 
 
-def test_kill_sigterm_and_resume_to_the_exact_end(tmp_path, corpora_dir):
-    data_dir = build_data_dir(tmp_path / "data", corpora_dir)
+def test_kill_sigterm_and_resume_to_the_exact_end(tmp_path, shared_data_dir):
+    data_dir = shared_data_dir
     model_dir = data_dir / "models" / "resume"
     args = ("pretrain", "--data-dir", data_dir, "--model-name", "resume", "--hparams",
             hparams(num_train_steps=STEPS, save_checkpoints_steps=SAVE_EVERY,

@@ -6,19 +6,22 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
-from pretrain_helpers import build_data_dir, hparams, run_cli
+import tensorflow as tf
+from pretrain_helpers import TINY, hparams, run_cli, shared_data_dir  # noqa: F401 (fixture)
 
 from keras_electra import cli, training
+from keras_electra.config import PretrainingConfig
 
 METRICS = ("loss", "mlm_loss", "disc_loss", "masked_lm_accuracy",
            "sampled_masked_lm_accuracy", "disc_accuracy", "disc_precision",
            "disc_recall", "disc_auc")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, corpora_dir):
-    return build_data_dir(tmp_path_factory.mktemp("train_data"), corpora_dir)
+@pytest.fixture
+def data_dir(shared_data_dir):
+    return shared_data_dir
 
 
 # ------------------------------------------------------------ end to end
@@ -150,3 +153,150 @@ def test_steps_per_execution_lands_on_checkpoints():
                num_train_steps=48) == 4
     assert spe(iterations_per_loop=10, save_checkpoints_steps=10, log_every_steps=10,
                num_train_steps=20, train_batch_size=16, gradient_accumulation_steps=2) == 20
+
+
+# ------------------------------------------------------------ stopping early
+def _train(capsys, data_dir, name, *extra, **hp):
+    """`keras-electra pretrain` in this process; returns (exit code, stdout, stderr)."""
+    code = cli.main(["pretrain", "--data-dir", str(data_dir), "--model-name", name,
+                     "--hparams", hparams(**hp), *map(str, extra)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _checkpoint_steps(model_dir):
+    return sorted(int(p.name[5:-6]) for p in Path(model_dir).glob("ckpt-*.index"))
+
+
+def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(capsys, data_dir):
+    """lr 1e30 without warm-up: step 1 (finite loss) sends the weights to ~1e30,
+    step 2's loss is NaN. A checkpoint is due at every step: ckpt-1 is written,
+    and nothing after it (ckpt-2 would hold NaN weights)."""
+    code, out, err = _train(capsys, data_dir, "nan", learning_rate=1e30, num_warmup_steps=0,
+                            num_train_steps=6, save_checkpoints_steps=1, log_every_steps=1,
+                            iterations_per_loop=1, keep_checkpoint_max=0)
+    assert code == training.EXIT_DIVERGED, (out + err)[-3000:]
+    model_dir = Path(data_dir) / "models" / "nan"
+    assert "the loss became NaN/inf at step 2" in err
+    assert f"last good checkpoint ({model_dir / 'ckpt-1'}) is kept" in err
+    assert "Lower learning_rate" in err
+    assert _checkpoint_steps(model_dir) == [1]
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-1")
+    reader = tf.train.load_checkpoint(str(model_dir / "ckpt-1"))
+    floats = [name for name, dtype in reader.get_variable_to_dtype_map().items()
+              if dtype.is_floating]
+    assert len(floats) > 10
+    for name in floats:
+        assert np.all(np.isfinite(reader.get_tensor(name))), name
+    assert not (model_dir / "final").exists()
+
+
+def test_nan_weights_are_never_checkpointed(data_dir, tmp_path):
+    """Python API: a callback poisons a weight right after ckpt-2; the next
+    checkpoint (step 4) is not written, `TrainingDiverged` names ckpt-2."""
+    import keras
+
+    from keras_electra import pretrain
+
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 2:
+                weight = self.model.trainable_weights[0]
+                weight.assign(np.full(weight.shape, np.nan, weight.dtype))
+
+    model_dir = tmp_path / "poisoned"
+    config = PretrainingConfig.create("p", str(data_dir), model_dir=str(model_dir),
+                                      **dict(TINY, num_train_steps=8, save_checkpoints_steps=2,
+                                             log_every_steps=2, iterations_per_loop=2,
+                                             keep_checkpoint_max=0))
+    with pytest.raises(training.TrainingDiverged, match=r"ckpt-2\) is kept"):
+        pretrain(config, verbose=0, extra_callbacks=[Poison()])
+    assert _checkpoint_steps(model_dir) == [2]
+
+
+def test_max_hours_saves_exits_75_and_the_same_command_resumes(capsys, data_dir):
+    args = ("--max-hours", 1e-9)
+    hp = dict(num_train_steps=4, save_checkpoints_steps=4, log_every_steps=1,
+              iterations_per_loop=1)
+    code, out, err = _train(capsys, data_dir, "deadline", *args, **hp)
+    assert code == training.EXIT_STOPPED, (out + err)[-3000:]
+    model_dir = Path(data_dir) / "models" / "deadline"
+    assert f"deadline: saved {model_dir / 'ckpt-1'}" in out
+    assert "stopped (deadline) at step 1" in out and "run the same command again" in out
+    assert _checkpoint_steps(model_dir) == [1]
+    assert not (model_dir / "final").exists()
+    code, out, err = _train(capsys, data_dir, "deadline", **hp)  # no deadline this time
+    assert code == training.EXIT_OK, (out + err)[-3000:]
+    assert "resuming from" in out and "ckpt-1: step 1 of 4" in out
+    assert "training finished at step 4" in out
+    assert _checkpoint_steps(model_dir)[-1] == 4
+
+
+def test_init_from_a_preset_starts_from_its_weights_with_a_fresh_schedule(
+        capsys, data_dir, tmp_path):
+    import keras
+
+    from keras_electra import pretrain, presets
+    from keras_electra.data.vocab import check_vocab, special_token_ids
+    from keras_electra.optimization import WarmupPolynomialDecay
+    from keras_electra.pretrainer import ElectraPretrainer
+
+    vocab = str(Path(data_dir) / "vocab.txt")
+    hp = dict(TINY, num_train_steps=2, save_checkpoints_steps=2, log_every_steps=1,
+              iterations_per_loop=1, num_warmup_steps=1)
+    source = PretrainingConfig.create("src", str(data_dir), model_dir=str(tmp_path / "src"), **hp)
+    special = special_token_ids(check_vocab(vocab, 200), vocab)
+    model = ElectraPretrainer.from_pretraining_config(source, special_token_ids=special)
+    model.set_weights([w + 0.25 for w in model.get_weights()])  # unlike any fresh init
+    presets.save_pretrainer(model, str(tmp_path / "preset"), source, vocab)
+    expected = model.get_weights()
+
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if not seen:
+                opt = self.model.optimizer
+                seen.update(weights=self.model.get_weights(),
+                            step=int(opt.iterations.numpy()),
+                            lr=float(opt.learning_rate.numpy()))
+
+    config = PretrainingConfig.create("init", str(data_dir), model_dir=str(tmp_path / "init"),
+                                      init_from=str(tmp_path / "preset"), **hp)
+    result = pretrain(config, verbose=0, extra_callbacks=[Record()])
+    assert "initialised from" in capsys.readouterr().out
+    assert seen["step"] == 0
+    assert seen["lr"] == pytest.approx(float(WarmupPolynomialDecay(1e-3, 2, 1)(0)))
+    assert len(seen["weights"]) == len(expected)
+    for got, want in zip(seen["weights"], expected):
+        np.testing.assert_array_equal(got, want)
+    assert result.status == "completed" and result.step == 2
+
+    # A preset of another architecture is refused before training, exit code 2.
+    code, out, err = _train(capsys, data_dir, "init_bad", "--init-from", tmp_path / "preset",
+                            model_hparam_overrides={"hidden_size": 48, "num_hidden_layers": 1},
+                            num_train_steps=2)
+    assert code == training.EXIT_CONFIG, (out + err)[-3000:]
+    assert f"init_from {tmp_path / 'preset'} has a different architecture" in err
+    assert "set model_size/model_hparam_overrides" in err
+    assert not list((Path(data_dir) / "models" / "init_bad").glob("ckpt-*"))
+
+
+def test_fp16_overflow_skips_still_count_as_steps(data_dir, tmp_path):
+    """Dynamic loss scaling starts at 2^15 and overflows on the first micro-batches
+    (the scale halves each time): the run still ends at exactly num_train_steps,
+    with checkpoint and micro-batch counter in step."""
+    from keras_electra import pretrain
+    from keras_electra.optimization import micro_step
+
+    config = PretrainingConfig.create(
+        "fp16", str(data_dir), model_dir=str(tmp_path / "fp16"),
+        **dict(TINY, precision="fp16", num_train_steps=4, save_checkpoints_steps=4,
+               log_every_steps=2, iterations_per_loop=2, gradient_accumulation_steps=2))
+    result = pretrain(config, verbose=0)
+    optimizer = result.model.optimizer
+    assert isinstance(optimizer, training.StepCountingLossScaleOptimizer)
+    assert float(optimizer.dynamic_scale.numpy()) < optimizer.initial_scale  # steps were skipped
+    assert result.status == "completed" and result.step == 4
+    assert int(micro_step(optimizer).numpy()) == 8
+    assert result.checkpoint.endswith("ckpt-4")
