@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Two pytest workers: most of a test's time is single-threaded graph tracing.
+PYTEST_ARGS ?= -n 2 --timeout 1200
+
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
