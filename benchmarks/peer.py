@@ -129,7 +129,9 @@ class TorchElectraPeer:
     def losses(self, batch, injected=None, autocast_dtype=None):
         """Forward pass and losses. `injected` pins the randomness:
         {"masked_input_ids", "masked_lm_positions", "masked_lm_ids",
-        "masked_lm_weights", "sampled_ids"} (numpy or torch)."""
+        "masked_lm_weights", "sampled_ids"} (numpy or torch). Without "sampled_ids"
+        the masking is pinned and the generator's own samples are used (the
+        convergence benchmark evaluates both sides on the same masks this way)."""
         input_ids = _tensor(batch["input_ids"]).long()
         input_mask = _tensor(batch["input_mask"]).long()
         segment_ids = _tensor(batch["segment_ids"]).long()
@@ -153,7 +155,7 @@ class TorchElectraPeer:
         mlm_loss = (weights * nll).sum() / (weights.sum() + 1e-6)
 
         with torch.no_grad():
-            sampled = (self.sample(logits) if injected is None
+            sampled = (self.sample(logits) if injected is None or "sampled_ids" not in injected
                        else _tensor(injected["sampled_ids"]).long())
         fake = input_ids.clone()
         valid = (weights > 0) & (positions > 0)

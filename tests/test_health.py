@@ -30,22 +30,26 @@ def _interval(monitor, model, step, **logs):
     monitor.on_epoch_end(0, dict({"disc_loss": 0.3, "disc_recall": 0.4}, **logs))
 
 
-def test_low_disc_recall_after_warmup_warns_once():
+def test_low_disc_recall_after_the_plateau_warns_once():
     monitor, model, messages = _monitor(warmup=10)
     for step in (2, 4, 6, 8, 10):  # warm-up: recall 0 is expected, no warning
         _interval(monitor, model, step, disc_recall=0.0)
+    # The healthy early plateau (docs/healthy_run.md): near-zero recall, no warning.
+    for step in range(100, cb.RECALL_MIN_STEP + 1, 100):
+        _interval(monitor, model, step, disc_recall=0.003)
     assert messages == []
-    _interval(monitor, model, 12, disc_recall=0.0)
-    _interval(monitor, model, 14, disc_recall=0.005)
-    _interval(monitor, model, 16, disc_recall=0.5)  # recovered: the count restarts
-    _interval(monitor, model, 18, disc_recall=0.0)
-    _interval(monitor, model, 20, disc_recall=0.0)
+    base = cb.RECALL_MIN_STEP
+    _interval(monitor, model, base + 2, disc_recall=0.0)
+    _interval(monitor, model, base + 4, disc_recall=0.005)
+    _interval(monitor, model, base + 6, disc_recall=0.5)  # recovered: the count restarts
+    for step in range(base + 8, base + 16, 2):  # 4 low intervals: below patience
+        _interval(monitor, model, step, disc_recall=0.0)
     assert messages == []
-    _interval(monitor, model, 22, disc_recall=0.0)  # 3 intervals in a row (patience)
+    _interval(monitor, model, base + 16, disc_recall=0.0)  # 5 in a row (patience)
     assert len(messages) == 1
-    assert "disc_recall has stayed below 0.01 for 3 logging intervals" in messages[0]
+    assert "disc_recall has stayed below 0.01 for 5 logging intervals" in messages[0]
     assert "learning rate too high" in messages[0] and "WARNING" in messages[0]
-    for step in (24, 26, 28, 30):  # still low: not repeated
+    for step in range(base + 18, base + 26, 2):  # still low: not repeated
         _interval(monitor, model, step, disc_recall=0.0)
     assert len(messages) == 1 and monitor.warnings == [messages[0].split("WARNING: ")[1]]
 
