@@ -21,7 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_electra.config import PretrainingConfig, write_text_atomic
+from keras_electra.config import PretrainingConfig
+from keras_electra.convert import publish_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -133,26 +134,7 @@ def save_pretrainer(model, preset_dir, pretraining_config=None, vocab_file=None)
             tf.io.gfile.copy(vocab_file, os.path.join(tmp, VOCAB_FILE), overwrite=True)
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(_metadata(model), f, indent=2)
-        _publish_dir(tmp, preset_dir)
-
-
-def _publish_dir(local_dir, target):
-    """Copy a finished directory to `target` under a temporary name, then rename."""
-    parent = os.path.dirname(target.rstrip("/")) or "."
-    tf.io.gfile.makedirs(parent)
-    staging = f"{target.rstrip('/')}.tmp-{os.getpid()}"
-    if tf.io.gfile.exists(staging):
-        tf.io.gfile.rmtree(staging)
-    tf.io.gfile.makedirs(staging)
-    for name in os.listdir(local_dir):
-        tf.io.gfile.copy(os.path.join(local_dir, name), os.path.join(staging, name))
-    backup = None
-    if tf.io.gfile.exists(target):
-        backup = f"{target.rstrip('/')}.old-{os.getpid()}"
-        tf.io.gfile.rename(target, backup)
-    tf.io.gfile.rename(staging, target)
-    if backup:
-        tf.io.gfile.rmtree(backup)
+        publish_dir(tmp, preset_dir)
 
 
 def _metadata(model):

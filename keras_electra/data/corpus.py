@@ -56,6 +56,15 @@ def open_file(path, mode="rb"):
 
 ENCODING_ERRORS = ("strict", "replace", "skip-file")
 DEFAULT_MAX_LINE_BYTES = 1_000_000
+
+
+def add_reading_arguments(parser):
+    """The corpus-reading flags shared by build-vocab and build-dataset."""
+    parser.add_argument("--encoding-errors", choices=ENCODING_ERRORS, default="strict",
+                        help="Non-UTF-8 files: strict = stop before work (default), replace = "
+                             "drop the bad bytes, skip-file = leave the file out.")
+    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES,
+                        help="Longer lines are cut into pieces (counted warning).")
 _BLOCK = 1 << 22  # 4 MiB reads: few round trips on GCS, bounded memory.
 _ESCAPED = re.compile("[\udc80-\udcff]")  # one per undecodable byte under surrogateescape
 

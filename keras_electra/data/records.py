@@ -665,12 +665,7 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="Replace records already in --output-dir (only after the new "
                              "ones are complete).")
-    parser.add_argument("--encoding-errors", choices=corpus_lib.ENCODING_ERRORS,
-                        default="strict",
-                        help="Non-UTF-8 files: strict = stop before work (default), replace = "
-                             "drop the bad bytes, skip-file = leave the file out.")
-    parser.add_argument("--max-line-bytes", type=int, default=corpus_lib.DEFAULT_MAX_LINE_BYTES,
-                        help="Longer lines are cut into pieces (counted warning).")
+    corpus_lib.add_reading_arguments(parser)
 
 
 def _check_args(args):

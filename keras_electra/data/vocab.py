@@ -172,12 +172,7 @@ def add_arguments(parser):
                         help="Drop merges seen fewer times than this.")
     parser.add_argument("--limit-alphabet", type=int, default=1000,
                         help="Keep at most this many distinct characters (BERT's setting).")
-    parser.add_argument("--encoding-errors", choices=corpus_lib.ENCODING_ERRORS,
-                        default="strict",
-                        help="Non-UTF-8 files: strict = stop before work (default), replace = "
-                             "drop the bad bytes, skip-file = leave the file out.")
-    parser.add_argument("--max-line-bytes", type=int, default=corpus_lib.DEFAULT_MAX_LINE_BYTES,
-                        help="Longer lines are cut into pieces (counted warning).")
+    corpus_lib.add_reading_arguments(parser)
 
 
 def run(args):
