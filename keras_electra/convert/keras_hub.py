@@ -12,7 +12,6 @@ Differences keras-hub's classes impose, none fixable by a converter:
 - GELU: `ElectraBackbone` hard-codes the tanh approximation; ELECTRA (official
   code, transformers, this package) uses the exact erf GELU. Measured max
   |sequence_output difference| over real tokens, same weights, float32, CPU:
-  1.1e-4 (mean 2.1e-5) for ELECTRA-Small at initialisation (batch 4 x 128),
   4.3e-4 for the tiny random-weight model of `tests/test_keras_hub_export.py`
   (which prints it and checks that swapping in exact GELU makes the outputs
   agree within 1e-5). Trained weights with larger pre-activations differ more;
