@@ -28,8 +28,8 @@ DEMO_HPARAMS = {
     "train_batch_size": 32,
     "eval_batch_size": 32,
     "learning_rate": 1e-3,
-    "num_train_steps": 600,
-    "num_warmup_steps": 60,
+    "num_train_steps": 400,
+    "num_warmup_steps": 40,
     "save_checkpoints_steps": 200,
     "iterations_per_loop": 50,
     "log_every_steps": 50,
@@ -206,7 +206,7 @@ def add_arguments(parser):
     parser.add_argument("--work-dir", default="demo_output",
                         help="where every artifact goes (default: demo_output)")
     parser.add_argument("--corpus-dir", help="your own text instead of the built-in corpus")
-    parser.add_argument("--steps", type=int, help="train this many steps (default 600)")
+    parser.add_argument("--steps", type=int, help="train this many steps (default 400)")
     parser.add_argument("--fresh", action="store_true", help="delete the work dir and start over")
 
 
