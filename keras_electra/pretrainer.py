@@ -174,19 +174,9 @@ class ElectraPretrainer(keras.Model):
         """Build from a `PretrainingConfig` (sizes resolved as the official code)."""
         disc, gen = config.bert_config(), config.generator_config()
         model = cls(
-            vocab_size=disc["vocab_size"], embedding_size=disc["embedding_size"],
-            hidden_size=disc["hidden_size"], num_hidden_layers=disc["num_hidden_layers"],
-            num_attention_heads=disc["num_attention_heads"],
-            intermediate_size=disc["intermediate_size"],
-            generator_hidden_size=gen["hidden_size"],
-            generator_num_hidden_layers=gen["num_hidden_layers"],
-            generator_num_attention_heads=gen["num_attention_heads"],
-            generator_intermediate_size=gen["intermediate_size"],
-            max_position_embeddings=disc["max_position_embeddings"],
-            type_vocab_size=disc["type_vocab_size"], hidden_act=disc["hidden_act"],
+            **tower_kwargs(disc, gen), hidden_act=disc["hidden_act"],
             hidden_dropout_prob=disc["hidden_dropout_prob"],
             attention_probs_dropout_prob=disc["attention_probs_dropout_prob"],
-            initializer_range=disc["initializer_range"],
             mask_prob=config.mask_prob,
             max_predictions_per_seq=config.max_predictions_per_seq,
             gen_weight=config.gen_weight, disc_weight=config.disc_weight,
@@ -351,6 +341,23 @@ class ElectraPretrainer(keras.Model):
             t["disc_auc"].update_state(labels, tf.sigmoid(outputs["disc_logits"]),
                                        sample_weight=token_weights)
         return {name: tracker.result() for name, tracker in t.items()}
+
+
+def tower_kwargs(disc, gen):
+    """Constructor sizes from BertConfig-style dicts of the discriminator and the
+    generator (`PretrainingConfig.bert_config()` or a transformers config.json)."""
+    return dict(
+        vocab_size=disc["vocab_size"], embedding_size=disc["embedding_size"],
+        hidden_size=disc["hidden_size"], num_hidden_layers=disc["num_hidden_layers"],
+        num_attention_heads=disc["num_attention_heads"],
+        intermediate_size=disc["intermediate_size"],
+        generator_hidden_size=gen["hidden_size"],
+        generator_num_hidden_layers=gen["num_hidden_layers"],
+        generator_num_attention_heads=gen["num_attention_heads"],
+        generator_intermediate_size=gen["intermediate_size"],
+        max_position_embeddings=disc.get("max_position_embeddings", 512),
+        type_vocab_size=disc.get("type_vocab_size", 2),
+        initializer_range=disc.get("initializer_range", 0.02))
 
 
 def _features(inputs):

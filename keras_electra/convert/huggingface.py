@@ -349,24 +349,13 @@ def import_huggingface(discriminator_dir, generator_dir=None, do_lower_case=None
     tied = all(np.array_equal(disc_weights[k], gen_weights.get(k))
                for k in disc_weights if k.startswith("electra.embeddings."))
 
-    from keras_electra.pretrainer import ElectraPretrainer
+    from keras_electra.pretrainer import ElectraPretrainer, tower_kwargs
 
     dropout = disc_config.get("hidden_dropout_prob", 0.1)
     model = ElectraPretrainer(
-        vocab_size=disc_config["vocab_size"], embedding_size=disc_config["embedding_size"],
-        hidden_size=disc_config["hidden_size"],
-        num_hidden_layers=disc_config["num_hidden_layers"],
-        num_attention_heads=disc_config["num_attention_heads"],
-        intermediate_size=disc_config["intermediate_size"],
-        generator_hidden_size=gen_config["hidden_size"],
-        generator_num_hidden_layers=gen_config["num_hidden_layers"],
-        generator_num_attention_heads=gen_config["num_attention_heads"],
-        generator_intermediate_size=gen_config["intermediate_size"],
-        max_position_embeddings=disc_config.get("max_position_embeddings", 512),
-        type_vocab_size=disc_config.get("type_vocab_size", 2),
+        **tower_kwargs(disc_config, gen_config),
         hidden_act=_KERAS_ACT[disc_config.get("hidden_act", "gelu")],
         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-        initializer_range=disc_config.get("initializer_range", 0.02),
         layer_norm_eps=disc_config.get("layer_norm_eps", 1e-12),
         untied_generator_embeddings=not tied,
         special_token_ids=special_token_ids(tokens, vocab_path), **model_kwargs)
