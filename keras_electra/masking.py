@@ -1,8 +1,8 @@
 """The official ELECTRA corruption, as pure tensor functions.
 
-`mask` is `pretrain/pretrain_helpers.mask`; `sample_tokens` draws from the
-generator's softmax like `sample_from_softmax`; `replace_tokens` is
-`_get_fake_data`'s scatter and labelling. All shapes are static, so the whole
+`mask` is `pretrain/pretrain_helpers.mask`; `sampling_probs` and
+`sample_tokens` draw from the generator's softmax like `sample_from_softmax`;
+`replace_tokens` is `_get_fake_data`'s scatter and labelling. All shapes are static, so the whole
 step compiles under XLA.
 
 Shapes: B batch, L sequence length, N max_predictions_per_seq, V vocab.
@@ -68,29 +68,36 @@ def mask(input_ids, input_mask, *, special_ids, mask_id, mask_prob,
             tf.cast(masked_lm_ids, tf.int32), masked_lm_weights)
 
 
-def sample_tokens(logits, *, key_block, key_token, example_ids, temperature=1.0,
-                  disallow_ids=None):
-    """One token per masked slot from softmax(logits / temperature).
+def sampling_probs(logits, temperature=1.0, disallow_ids=None):
+    """softmax(logits / temperature), float32 [B, N, V], no gradient.
 
-    The official code takes argmax(logits + Gumbel noise), which is exactly a
-    draw from this softmax. We draw the same distribution by inverse CDF with
-    two uniforms per slot (block, then token within the block) instead of V
-    Gumbel numbers per slot: about 5x cheaper on CPU and independent of how
-    the batch is split over replicas. `disallow_ids` ([B,N]) is the official
-    `disallow_correct`: those tokens get logit -1000.
-
-    Args:
-        logits: float32 [B, N, V].
-    Returns:
-        int32 [B, N] sampled token ids (no gradient).
+    `disallow_ids` ([B, N]) is the official `disallow_correct`: those tokens
+    get logit -1000. With temperature 1 and nothing disallowed this is the
+    generator's own softmax, which the pretrainer reuses from the loss.
     """
     logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature
-    batch, n, vocab = logits.shape
     if disallow_ids is not None:
-        logits -= 1000.0 * tf.one_hot(disallow_ids, vocab, dtype=tf.float32)
-    probs = tf.nn.softmax(logits, -1)
+        logits -= 1000.0 * tf.one_hot(disallow_ids, logits.shape[-1], dtype=tf.float32)
+    return tf.nn.softmax(logits, -1)
+
+
+def sample_tokens(probs, *, key_block, key_token, example_ids):
+    """One token per masked slot from the distribution `probs` ([B, N, V]).
+
+    The official code takes argmax(logits + Gumbel noise), which is exactly a
+    draw from softmax(logits). We draw the same distribution by inverse CDF with
+    two uniforms per slot (block, then token within the block) instead of V
+    Gumbel numbers per slot: about 5x cheaper on CPU and independent of how
+    the batch is split over replicas. Summing in blocks keeps every float32
+    running sum short (V/256 and 256 terms, not V).
+
+    Returns int32 [B, N] sampled token ids (no gradient).
+    """
+    probs = tf.stop_gradient(probs)
+    batch, n, vocab = probs.shape
     num_blocks = -(-vocab // SAMPLE_BLOCK_SIZE)
-    probs = tf.pad(probs, [[0, 0], [0, 0], [0, num_blocks * SAMPLE_BLOCK_SIZE - vocab]])
+    if num_blocks * SAMPLE_BLOCK_SIZE != vocab:
+        probs = tf.pad(probs, [[0, 0], [0, 0], [0, num_blocks * SAMPLE_BLOCK_SIZE - vocab]])
     blocks = tf.reshape(probs, [batch, n, num_blocks, SAMPLE_BLOCK_SIZE])
     block_cdf = tf.cumsum(tf.reduce_sum(blocks, -1), -1)  # (B, N, blocks)
 

@@ -258,8 +258,7 @@ class ElectraPretrainer(keras.Model):
             gathered = tf.gather(gen_hidden, positions, batch_dims=1)  # (B, N, H_gen)
             mlm_logits = self.generator_predictions(
                 gathered, self.generator_embeddings.embedding_table)  # (B, N, V)
-        log_probs = tf.nn.log_softmax(mlm_logits, -1)
-        mlm_nll = -tf.gather(log_probs, masked_lm_ids, batch_dims=2)  # (B, N)
+        mlm_nll, mlm_probs = _nll_and_softmax(mlm_logits, masked_lm_ids)  # (B, N), (B, N, V)
         mlm_loss = tf.reduce_sum(weights * mlm_nll) / (_global_sum(tf.reduce_sum(weights)) + 1e-6)
         outputs = {
             "masked_input_ids": masked_ids, "masked_lm_positions": positions,
@@ -272,10 +271,15 @@ class ElectraPretrainer(keras.Model):
             return outputs
 
         # Fake data: the generator's samples replace the masked-out tokens.
+        if self.temperature == 1.0 and not self.disallow_correct:
+            sample_probs = mlm_probs  # the loss's softmax: computed once
+        else:
+            sample_probs = masking.sampling_probs(
+                mlm_logits, self.temperature,
+                disallow_ids=masked_lm_ids if self.disallow_correct else None)
         sampled = masking.sample_tokens(
-            mlm_logits, key_block=key(rng.SAMPLE_BLOCK), key_token=key(rng.SAMPLE_TOKEN),
-            example_ids=example_ids, temperature=self.temperature,
-            disallow_ids=masked_lm_ids if self.disallow_correct else None)
+            sample_probs, key_block=key(rng.SAMPLE_BLOCK), key_token=key(rng.SAMPLE_TOKEN),
+            example_ids=example_ids)
         fake_ids, labels = masking.replace_tokens(input_ids, positions, weights, sampled)
 
         # Discriminator: which tokens were replaced? Loss over all real tokens.
@@ -358,6 +362,32 @@ def tower_kwargs(disc, gen):
         max_position_embeddings=disc.get("max_position_embeddings", 512),
         type_vocab_size=disc.get("type_vocab_size", 2),
         initializer_range=disc.get("initializer_range", 0.02))
+
+
+@tf.custom_gradient
+def _nll_and_softmax(logits, labels):
+    """-log softmax(logits)[labels] and softmax(logits) from one exp pass.
+
+    The same numbers as `log_softmax` + gather, but the softmax is kept for
+    the sampler and the gradient (softmax - one_hot(labels)) is written
+    directly: no [B, N, V] scatter for the gather's gradient. The returned
+    probabilities carry no gradient.
+    """
+    shifted = logits - tf.reduce_max(logits, -1, keepdims=True)
+    exp = tf.exp(shifted)
+    total = tf.reduce_sum(exp, -1, keepdims=True)
+    probs = exp / total
+    nll = tf.math.log(total[..., 0]) - tf.gather(shifted, labels, batch_dims=labels.shape.rank)
+
+    def grad(d_nll, d_probs):
+        del d_probs  # the probabilities feed only the (gradient-free) sampler
+        rows = tf.reshape(d_nll, [-1])
+        index = tf.stack([tf.range(tf.size(labels)), tf.reshape(labels, [-1])], -1)
+        d_logits = tf.reshape(probs * d_nll[..., None], [-1, logits.shape[-1]])
+        d_logits = tf.tensor_scatter_nd_sub(d_logits, index, rows)
+        return tf.reshape(d_logits, tf.shape(logits)), None
+
+    return (nll, probs), grad
 
 
 def _features(inputs):

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_electra.layers.dropout import Dropout
 from keras_electra.layers.embeddings import ElectraEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
+from keras_electra.layers.gelu import gelu
 from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
 
 IDS = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
@@ -51,14 +53,52 @@ def test_encoder_projects_and_ignores_padding():
     same_width = ElectraEncoder(16, 1, 2, 32, embedding_size=16)
     assert same_width.embeddings_project is None
     block = encoder.blocks[0]
-    assert block.activation is keras.activations.gelu and block.layer_norm_epsilon == 1e-12
+    assert block.activation is gelu and block.layer_norm_epsilon == 1e-12
     assert not block.normalize_first
+    dropouts = [sub for sub in encoder._flatten_layers() if isinstance(sub, keras.layers.Dropout)]
+    assert len(dropouts) == 2 * 3  # attention probabilities + both residual branches
+    assert all(type(sub) is Dropout for sub in dropouts)
 
 
 def test_exact_gelu_not_tanh():
-    x = tf.constant([-2.0, -0.5, 0.5, 2.0])
-    exact = 0.5 * x * (1 + tf.math.erf(x / np.sqrt(2)))
-    np.testing.assert_allclose(keras.activations.gelu(x).numpy(), exact.numpy(), atol=1e-6)
+    x = tf.constant(np.linspace(-8, 8, 401), tf.float32)
+    from math import erf, sqrt
+    exact = np.array([0.5 * v * (1 + erf(v / sqrt(2))) for v in x.numpy().astype(float)])
+    np.testing.assert_allclose(gelu(x).numpy(), exact, atol=1e-6)
+    np.testing.assert_allclose(gelu(x).numpy(), tf.nn.gelu(x, approximate=False).numpy(),
+                               atol=1e-6)
+    tanh = tf.nn.gelu(x, approximate=True).numpy()
+    assert np.abs(tanh - exact).max() > 1e-4  # the approximation is measurably different
+    bf16 = gelu(tf.cast(x, tf.bfloat16))
+    assert bf16.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(bf16, tf.float32).numpy(), exact, atol=0.05, rtol=0.01)
+
+
+def test_dropout_drops_the_rate_and_rescales():
+    layer = Dropout(0.1, seed=3)
+    x = np.ones((64, 1025), "float32")  # odd last dim: half of a random word unused
+    first = layer(x, training=True).numpy()
+    second = layer(x, training=True).numpy()
+    for out in (first, second):
+        dropped = (out == 0).mean()
+        assert abs(dropped - 0.1) < 0.006, dropped  # 65600 draws: 5 sigma ~ 0.006
+        np.testing.assert_allclose(out[out != 0], 1 / 0.9, rtol=1e-6)
+    assert (first != second).mean() > 0.1  # a new mask every call
+    # Masks are independent across the two halves of each random word.
+    pairs = (first[:, :1024:2] == 0) & (first[:, 1:1024:2] == 0)
+    assert abs(pairs.mean() - 0.01) < 0.003
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    bf16 = Dropout(0.5, dtype="mixed_bfloat16")(x, training=True)
+    assert bf16.dtype == tf.bfloat16 and abs((bf16.numpy() == 0).mean() - 0.5) < 0.01
+    clone = Dropout.from_config(layer.get_config())
+    assert clone.rate == 0.1 and type(clone) is Dropout
+    # Gradient: the kept elements pass the scale, dropped ones nothing.
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt, training=True)
+    grad = tape.gradient(y, xt).numpy()
+    np.testing.assert_allclose(grad, y.numpy(), rtol=1e-6)  # x = 1, so dy/dx = y
 
 
 def test_generator_head_ties_to_the_given_table():

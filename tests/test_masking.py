@@ -97,9 +97,10 @@ def test_row_without_candidates_predicts_nothing():
 def sample(logits, seed=0, step=0, disallow=None):
     logits = tf.constant(logits, tf.float32)
     return masking.sample_tokens(
-        logits, key_block=rng.step_key(seed, step, rng.SAMPLE_BLOCK),
+        masking.sampling_probs(logits, disallow_ids=disallow),
+        key_block=rng.step_key(seed, step, rng.SAMPLE_BLOCK),
         key_token=rng.step_key(seed, step, rng.SAMPLE_TOKEN),
-        example_ids=tf.range(logits.shape[0]), disallow_ids=disallow).numpy()
+        example_ids=tf.range(logits.shape[0])).numpy()
 
 
 def test_sampling_follows_the_softmax_like_gumbel_max():
@@ -132,8 +133,9 @@ def test_temperature_and_disallow_correct():
     disallowed = sample(logits, disallow=tf.fill([64, 3], 7))
     assert not (disallowed == 7).any()
     hot = masking.sample_tokens(
-        tf.constant(logits), key_block=rng.step_key(0, 0, 3), key_token=rng.step_key(0, 0, 4),
-        example_ids=tf.range(64), temperature=100.0).numpy()
+        masking.sampling_probs(tf.constant(logits), temperature=100.0),
+        key_block=rng.step_key(0, 0, 3), key_token=rng.step_key(0, 0, 4),
+        example_ids=tf.range(64)).numpy()
     assert (hot == 7).mean() < 0.2
 
 
@@ -157,8 +159,8 @@ def test_corruption_compiles_under_xla(jit):
             ids, mask, special_ids=SPECIALS, mask_id=4, mask_prob=0.15, max_predictions=3,
             key_positions=rng.step_key(1, 2, 1), key_choice=rng.step_key(1, 2, 2),
             example_ids=tf.range(4))
-        logits = tf.zeros([4, 3, 64])
-        sampled = masking.sample_tokens(logits, key_block=rng.step_key(1, 2, 3),
+        probs = masking.sampling_probs(tf.zeros([4, 3, 64]))
+        sampled = masking.sample_tokens(probs, key_block=rng.step_key(1, 2, 3),
                                         key_token=rng.step_key(1, 2, 4), example_ids=tf.range(4))
         return masking.replace_tokens(ids, positions, weights, sampled)
 

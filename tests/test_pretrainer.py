@@ -293,3 +293,21 @@ def test_uniform_generator_samples_uniformly():
     out = model.compute_pretraining_outputs(batch, tf.constant(0), False)
     sampled = out["sampled_ids"].numpy()[out["masked_lm_weights"].numpy() > 0]
     assert len(np.unique(sampled)) > 40  # 128 draws over a vocab of 64
+
+
+def test_mlm_nll_gradient_equals_autodiff_of_log_softmax():
+    from keras_electra.pretrainer import _nll_and_softmax
+    rs = np.random.RandomState(3)
+    logits = tf.constant(rs.normal(scale=4.0, size=(3, 5, 300)), tf.float32)
+    labels = tf.constant(rs.randint(0, 300, size=(3, 5)), tf.int32)
+    weights = tf.constant(rs.uniform(size=(3, 5)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        nll, probs = _nll_and_softmax(logits, labels)
+        ours = tf.reduce_sum(weights * nll)
+        reference = tf.reduce_sum(weights * -tf.gather(
+            tf.nn.log_softmax(logits), labels, batch_dims=2))
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(probs.numpy(), tf.nn.softmax(logits).numpy(), atol=1e-7)
+    np.testing.assert_allclose(tape.gradient(ours, logits).numpy(),
+                               tape.gradient(reference, logits).numpy(), atol=1e-7)

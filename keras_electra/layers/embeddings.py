@@ -3,6 +3,8 @@
 import keras
 import keras_hub
 
+from keras_electra.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraEmbeddings(keras.layers.Layer):
@@ -54,7 +56,7 @@ class ElectraEmbeddings(keras.layers.Layer):
             dtype=self.dtype_policy, name="token_type_embeddings")
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="LayerNorm")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.word_embeddings.build((None, None))

@@ -3,6 +3,9 @@
 import keras
 import keras_hub
 
+from keras_electra.layers.dropout import use_fast_dropout
+from keras_electra.layers.gelu import get_activation
+
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraEncoder(keras.layers.Layer):
@@ -55,7 +58,7 @@ class ElectraEncoder(keras.layers.Layer):
         self.blocks = [
             keras_hub.layers.TransformerEncoder(
                 intermediate_dim=intermediate_size, num_heads=num_heads,
-                dropout=dropout, activation=hidden_act,
+                dropout=dropout, activation=get_activation(hidden_act),
                 layer_norm_epsilon=layer_norm_epsilon, kernel_initializer=init(),
                 dtype=self.dtype_policy, name=f"layer_{i}")
             for i in range(num_layers)
@@ -66,6 +69,7 @@ class ElectraEncoder(keras.layers.Layer):
             self.embeddings_project.build((None, None, self.embedding_size))
         for block in self.blocks:
             block.build((None, None, self.hidden_size))
+            use_fast_dropout(block)
         self.built = True
 
     def call(self, embedded, input_mask, training=None):

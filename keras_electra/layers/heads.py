@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_electra.layers.gelu import get_activation
+
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class GeneratorHead(keras.layers.Layer):
@@ -37,7 +39,7 @@ class GeneratorHead(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.layer_norm_epsilon = layer_norm_epsilon
         self.dense = keras.layers.Dense(
-            embedding_size, activation=hidden_act,
+            embedding_size, activation=get_activation(hidden_act),
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
             dtype=self.dtype_policy, name="dense")
         self.layer_norm = keras.layers.LayerNormalization(
@@ -53,9 +55,12 @@ class GeneratorHead(keras.layers.Layer):
 
     def call(self, hidden, embedding_table):
         x = self.layer_norm(self.dense(hidden))  # (B, N, E)
-        logits = tf.matmul(tf.cast(x, tf.float32), tf.cast(embedding_table, tf.float32),
-                           transpose_b=True)  # (B, N, V)
-        return logits + tf.cast(self.output_bias, tf.float32)
+        # One 2-D matmul: its gradient for the table is one matmul too (a
+        # batched [B, N, E] x [V, E] product would sum B partial [V, E] grads).
+        rows = tf.reshape(tf.cast(x, tf.float32), [-1, self.embedding_size])  # (B*N, E)
+        logits = tf.matmul(rows, tf.cast(embedding_table, tf.float32), transpose_b=True)
+        logits = tf.nn.bias_add(logits, tf.cast(self.output_bias, tf.float32))
+        return tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [self.vocab_size]], 0))  # (B, N, V)
 
     def get_config(self):
         config = super().get_config()
@@ -92,7 +97,7 @@ class DiscriminatorHead(keras.layers.Layer):
         self.hidden_act = hidden_act
         self.initializer_range = initializer_range
         self.dense = keras.layers.Dense(
-            hidden_size, activation=hidden_act,
+            hidden_size, activation=get_activation(hidden_act),
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
             dtype=self.dtype_policy, name="dense")
         self.dense_prediction = keras.layers.Dense(

@@ -1,0 +1,22 @@
+"""Exact GELU written as the official BERT code: 0.5 x (1 + erf(x / sqrt(2)))."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+def gelu(x):
+    """The erf GELU of `modeling.gelu` (and HF's "gelu").
+
+    `tf.nn.gelu(approximate=False)` computes the same function through erfc,
+    which TensorFlow evaluates ~6x slower than erf in bfloat16 on CPU.
+    """
+    x = tf.convert_to_tensor(x)
+    return 0.5 * x * (1.0 + tf.math.erf(x * tf.cast(1 / math.sqrt(2), x.dtype)))
+
+
+def get_activation(name):
+    """`gelu` above for "gelu"; any other Keras activation by name."""
+    return gelu if name == "gelu" else keras.activations.get(name)
