@@ -390,7 +390,6 @@ def _build(config, strategy, info, precision, jit, chief):
             gradient_accumulation_steps=config.gradient_accumulation_steps)
         if precision == "fp16":
             optimizer = StepCountingLossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
         model.compile(optimizer=optimizer, jit_compile=jit)
     distribute.patch_multi_worker(model, strategy)
     distribute.patch_multi_step(model, strategy)

@@ -311,3 +311,16 @@ def test_mlm_nll_gradient_equals_autodiff_of_log_softmax():
     np.testing.assert_allclose(probs.numpy(), tf.nn.softmax(logits).numpy(), atol=1e-7)
     np.testing.assert_allclose(tape.gradient(ours, logits).numpy(),
                                tape.gradient(reference, logits).numpy(), atol=1e-7)
+
+
+def test_compile_creates_optimizer_slots_so_the_step_is_traced_once():
+    model = tiny_model()
+    model.compile(optimizer=create_optimizer(1e-3, 10, 0))
+    assert model.optimizer.built
+    assert len(model.optimizer.variables) > 2 * len(model.trainable_variables)
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: (traces.append(1), train_step(data))[1]
+    dataset = tf.data.Dataset.from_tensors(random_batch(batch=4, seed=5)).repeat()
+    model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)
+    assert len(traces) == 1  # slots created inside the first trace would force a second
