@@ -93,9 +93,21 @@ def test_tokenizer_matches_official_full_tokenizer(corpora_dir, vocabs, lower):
     official = official_port.FullTokenizer(tokens, do_lower_case=lower)
     ours = FullTokenizer(vocab.load_vocab(str(vocabs[lower])), do_lower_case=lower)
     lines = corpus_lines(corpora_dir) + EDGE_LINES
-    mismatches = [line for line in lines if ours.tokenize_to_ids(line) !=
-                  official.convert_tokens_to_ids(official.tokenize(line))]
+    expected = [official.convert_tokens_to_ids(official.tokenize(line)) for line in lines]
+    mismatches = [line for line, ids in zip(lines, expected)
+                  if ours.tokenize_to_ids(line) != ids]
     assert not mismatches, mismatches[:3]
+    # The batched path (build-dataset), from a fresh cache, with the edge lines mixed in.
+    batched = FullTokenizer(vocab.load_vocab(str(vocabs[lower])), do_lower_case=lower)
+    mixed = []
+    for i, line in enumerate(lines):
+        mixed.append(line)
+        if i % 500 == 0:
+            mixed.append(EDGE_LINES[i // 500 % len(EDGE_LINES)])
+    got = [ids for i in range(0, len(mixed), 97)
+           for ids in batched.tokenize_lines(mixed[i:i + 97])]
+    assert got == [ours.tokenize_to_ids(line) for line in mixed]
+    assert batched.tokenize_lines([]) == []
     pieces = [p for line in lines for p in ours.tokenize(line)]
     assert "[UNK]" in pieces and any(p.startswith("##") for p in pieces)
     assert len(pieces) > 400_000

@@ -39,6 +39,12 @@ _MAX_CACHE = 2_000_000  # distinct tokens kept; cleared when full (bounded memor
 
 
 
+def _dropped(cp):
+    """Whether the official `_clean_text` drops this code point."""
+    return cp == 0xFFFD or (unicodedata.category(chr(cp))[0] == "C"
+                            and chr(cp) not in "\t\n\r")
+
+
 class _CleanTable(dict):
     """`str.translate` table for the official `_clean_text`, filled per char on first sight.
 
@@ -47,9 +53,7 @@ class _CleanTable(dict):
     """
 
     def __missing__(self, cp):
-        drop = cp == 0xFFFD or (unicodedata.category(chr(cp))[0] == "C"
-                                and chr(cp) not in "\t\n\r")
-        self[cp] = None if drop else cp
+        self[cp] = None if _dropped(cp) else cp
         return self[cp]
 
 
@@ -103,6 +107,11 @@ class FullTokenizer:
         self.do_lower_case = bool(do_lower_case)
         self.strip_accents = effective_strip_accents(do_lower_case, strip_accents)
         self._cache = _TokenCache(self._token_ids)
+        self._words = {}  # word (after the punctuation split) -> its WordPiece ids
+        # Longest vocab entries (in chars), to skip lookups that cannot match: any entry
+        # for a word's first piece, "##" entries (less the "##") for the others.
+        self._max_first = max(map(len, vocab))
+        self._max_next = max((len(t) - 2 for t in vocab if t.startswith("##")), default=0)
         self._inverse = None
 
     def tokenize_to_ids(self, line):
@@ -113,8 +122,26 @@ class FullTokenizer:
             line = line.translate(_CLEAN)
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
+            self._words.clear()
         # All in C but for tokens seen for the first time (`_TokenCache.__missing__`).
         return list(chain.from_iterable(map(self._cache.__getitem__, line.split())))
+
+    def tokenize_lines(self, lines):
+        """`[tokenize_to_ids(line) for line in lines]`, faster on batches of lines.
+
+        The cleaning check runs once over the whole batch (C-level `str.isprintable`:
+        a printable text has no category C* char, so only U+FFFD remains to check): lines
+        that need no cleaning, nearly all in practice, go straight to the cache.
+        """
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+            self._words.clear()
+        text = " ".join(lines)
+        if not text.isprintable() or "\ufffd" in text:
+            lines = [line if line.isprintable() and "\ufffd" not in line
+                     else line.translate(_CLEAN) for line in lines]
+        get, flat = self._cache.__getitem__, chain.from_iterable
+        return [list(flat(map(get, line.split()))) for line in lines]
 
     def tokenize(self, line):
         """Word pieces of `line` as strings (official `tokenize`)."""
@@ -124,16 +151,24 @@ class FullTokenizer:
 
     def _token_ids(self, token):
         """The official steps after the whitespace split, for one whitespace token."""
-        words = []
-        for part in _space_cjk(token).split():
-            if self.do_lower_case:
-                part = part.lower()
-                if self.strip_accents:
-                    part = _strip_accents(part)
-            words.extend(_split_on_punc(part))
+        if token.isascii():  # no CJK, no accents, no whitespace: the punctuation split
+            words = _ASCII_PUNC_SPLIT.findall(token.lower() if self.do_lower_case else token)
+        else:
+            words = []
+            for part in _space_cjk(token).split():
+                if self.do_lower_case:
+                    part = part.lower()
+                    if self.strip_accents:
+                        part = _strip_accents(part)
+                words.extend(_split_on_punc(part))
+            words = " ".join(words).split()
         ids = []
-        for word in " ".join(words).split():
-            ids.extend(self._wordpiece(word))
+        cache = self._words
+        for word in words:
+            pieces = cache.get(word)
+            if pieces is None:
+                pieces = cache[word] = self._wordpiece(word)
+            ids.extend(pieces)
         return tuple(ids)
 
     def _wordpiece(self, word):
@@ -141,9 +176,10 @@ class FullTokenizer:
         vocab = self.vocab
         if len(word) > MAX_INPUT_CHARS_PER_WORD:
             return [vocab[UNK_TOKEN]]
-        pieces, start = [], 0
-        while start < len(word):
-            end = len(word)
+        pieces, start, length = [], 0, len(word)
+        while start < length:
+            # (no vocab entry is longer: the official loop finds no match above this)
+            end = min(length, start + (self._max_next if start else self._max_first))
             while start < end:
                 piece = word[start:end] if start == 0 else "##" + word[start:end]
                 if piece in vocab:
