@@ -12,7 +12,7 @@ For each language (English: `en_shakespeare`, Spanish: `es_fortunes` from
    seed both start from the same weights;
 2. trains both on the *same list of numpy batches in the same order* (the
    training records read in file order, shuffled per epoch with
-   `numpy.random.RandomState(seed)`), dropout 0.1 on;
+   `numpy.random.RandomState(seed)`), dropout 0.1 on (`--dropout`);
 3. every `--eval-every` steps evaluates both, dropout off, on the held-back record
    file (`--num-out-files` files are written, the last one is never trained on:
    the builder deals examples round-robin over files, so it holds every k-th
@@ -226,7 +226,7 @@ def run_seed(lang, seed, data_dir, args, work):
             "hidden_size": args.hidden_size, "num_hidden_layers": args.layers,
             "num_attention_heads": max(1, args.hidden_size // 64),
             "intermediate_size": 4 * args.hidden_size,
-            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1})
+            "hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout})
     model = ElectraPretrainer.from_pretraining_config(config, special_token_ids=special)
     model.compile(optimizer=create_optimizer(args.learning_rate, args.steps,
                                              args.warmup_steps))
@@ -428,6 +428,9 @@ def main(argv=None):
     parser.add_argument("--embedding-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--dropout", type=float, default=0.1,
+                        help="Hidden and attention dropout of both sides (0 removes dropout "
+                        "noise, leaving masking and sampling as the only randomness).")
     parser.add_argument("--num-out-files", type=int, default=10,
                         help="Record files; the last one is held back for evaluation.")
     parser.add_argument("--tolerance", type=float, default=0.0,
