@@ -18,19 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pretrain_helpers import REPO, TINY, env, shared_data_dir  # noqa: F401 (fixture)
+from tiny_models import TWO_CPU_SCRIPT_HEADER
 
-SCRIPT = textwrap.dedent("""
-    import json, sys
-    import numpy as np, tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-    sys.path.insert(0, sys.argv[1])
-    from tiny_models import random_batch, tiny_model
+SCRIPT = TWO_CPU_SCRIPT_HEADER + textwrap.dedent("""
     from keras_electra.optimization import WarmupPolynomialDecay, create_optimizer, micro_step
 
-    overrides = {"hidden_size": 32, "num_hidden_layers": 1, "hidden_dropout_prob": 0.0,
-                 "attention_probs_dropout_prob": 0.0}
     parts = [random_batch(batch=8, pad_from=10, seed=s) for s in (1, 2, 3, 4)]
     examples = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     keras.utils.set_random_seed(0)

@@ -16,7 +16,7 @@ import tensorflow as tf
 import keras_electra
 from keras_electra.optimization import create_optimizer
 from keras_electra.pretrainer import ElectraPretrainer
-from tiny_models import SPECIAL, random_batch, tiny_config, tiny_model
+from tiny_models import SPECIAL, TWO_CPU_SCRIPT_HEADER, random_batch, tiny_config, tiny_model
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
@@ -190,18 +190,9 @@ def test_mixed_bfloat16_step_runs_with_float32_losses():
         keras.config.set_dtype_policy("float32")
 
 
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import numpy as np, tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-    sys.path.insert(0, sys.argv[1])
-    from tiny_models import random_batch, tiny_model
+MIRRORED_SCRIPT = TWO_CPU_SCRIPT_HEADER + textwrap.dedent("""
     from keras_electra.optimization import create_optimizer
 
-    overrides = {"hidden_size": 32, "num_hidden_layers": 1, "hidden_dropout_prob": 0.0,
-                 "attention_probs_dropout_prob": 0.0}
     batch = random_batch(batch=8, pad_from=10, seed=4)
     keras.utils.set_random_seed(0)
     reference = tiny_model(model_hparam_overrides=overrides)

@@ -1,11 +1,29 @@
 """Tiny models and batches shared by the tests (importable as `tiny_models`)."""
 
+import textwrap
+
 import numpy as np
 
 from keras_electra.config import PretrainingConfig
 from keras_electra.pretrainer import ElectraPretrainer
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+
+# Start of the subprocess scripts that compare 2 replicas with one device: two
+# logical CPUs (set before TensorFlow initialises), tiny_models importable from
+# sys.argv[1], and `overrides` for a 1-layer model without dropout.
+TWO_CPU_SCRIPT_HEADER = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    sys.path.insert(0, sys.argv[1])
+    from tiny_models import random_batch, tiny_model
+
+    overrides = {"hidden_size": 32, "num_hidden_layers": 1, "hidden_dropout_prob": 0.0,
+                 "attention_probs_dropout_prob": 0.0}
+""")
 
 
 def tiny_config(**hparams):
