@@ -362,6 +362,9 @@ def summarize(runs, lang, tolerance):
             "peer_std": float(peer.std(ddof=1)) if len(peer) > 1 else 0.0,
             "ours_mean": float(ours.mean()),
             "ours_std": float(ours.std(ddof=1)) if len(ours) > 1 else 0.0,
+            # Same initialisation and batches per seed: ours - peer per seed.
+            "paired_mean": float((ours - peer).mean()),
+            "paired_t": _paired_t(ours - peer),
             "accepted_range": [float(lo), float(hi)],
             "within": bool(lo <= ours.mean() <= hi),
             "all_within": bool(np.all((ours >= lo) & (ours <= hi))),
@@ -369,17 +372,25 @@ def summarize(runs, lang, tolerance):
     return out
 
 
+def _paired_t(diff):
+    """t statistic of the mean per-seed difference (0 when undefined)."""
+    if len(diff) < 2 or diff.std(ddof=1) == 0:
+        return 0.0
+    return float(diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff))))
+
+
 def print_summary(summary, lang):
     log(f"\n{lang}: final eval values (peer spread over seeds vs ours)")
     log(f"{'metric':20s} {'peer min..max':>17s} {'peer mean±std':>17s} "
-        f"{'ours values':>26s} {'ours mean±std':>17s}  verdict")
+        f"{'ours values':>26s} {'ours mean±std':>17s} {'paired diff (t)':>17s}  verdict")
     for metric, s in summary.items():
         ours = ", ".join(f"{v:.4f}" for v in s["ours"])
         verdict = ("PASS" if s["within"] else "FAIL") if metric in ACCEPT else (
             "in" if s["within"] else "out")
         log(f"{metric:20s} {s['peer_min']:8.4f}..{s['peer_max']:<8.4f} "
             f"{s['peer_mean']:8.4f}±{s['peer_std']:<8.4f} {ours:>26s} "
-            f"{s['ours_mean']:8.4f}±{s['ours_std']:<8.4f}  {verdict}")
+            f"{s['ours_mean']:8.4f}±{s['ours_std']:<8.4f} "
+            f"{s['paired_mean']:+8.4f} ({s['paired_t']:+.1f})  {verdict}")
 
 
 def plot(runs, languages, path):

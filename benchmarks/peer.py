@@ -78,6 +78,10 @@ class TorchElectraPeer:
         # Official tying: embeddings (word, position, type, LayerNorm) shared;
         # the generator's output layer is its (shared) word embedding.
         generator.electra.embeddings = discriminator.electra.embeddings
+        # transformers builds nn.Embedding(padding_idx=pad_token_id), which zeroes
+        # the [PAD] row's lookup gradient; the official tf.gather lookup does not
+        # (the generator can sample [PAD] into real positions).
+        discriminator.electra.embeddings.word_embeddings.padding_idx = None
         generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
         self.special_ids = special_ids
         self.mask_prob = mask_prob

@@ -4,7 +4,10 @@ Same weights (ours exported to transformers), same batch, same masked
 positions and sampled tokens (ours, injected into the peer): the losses agree
 to 1e-5 and every updated weight to 1e-5 relative, at a warm-up step and at a
 decay step. This pins the objective, the tying, Adam without bias correction,
-the weight-decay exclusions, the clip and the schedule.
+the weight-decay exclusions, the clip and the schedule. Every gradient is
+compared too (Adam's first update is nearly sign(g) and would hide a gradient
+that differs only in scale), and with dropout on, the distributions of the
+losses and gradients over many dropout draws.
 """
 
 import sys
@@ -87,3 +90,131 @@ def test_one_step_matches_the_pytorch_peer(step, tmp_path):
             if name in before:
                 moved += int(not np.allclose(before[name], value))
     assert moved > 10  # the step changed the weights, and equally on both sides
+
+
+def peer_for(model, folder, vocab, **kwargs):
+    export_huggingface(model, str(folder), vocab_file=str(vocab), do_lower_case=True)
+    return TorchElectraPeer(ElectraForMaskedLM.from_pretrained(folder / "generator"),
+                            ElectraForPreTraining.from_pretrained(folder), SPECIAL, **kwargs)
+
+
+def write_vocab(folder, size=64):
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + [f"w{i}" for i in range(size - 5)]) + "\n")
+    return vocab
+
+
+def gradients_by_hf_name(model, gradients, folder, vocab):
+    """Ours' gradients under the transformers names: export them as if weights."""
+    weights = [v.numpy() for v in model.trainable_variables]
+    for variable, gradient in zip(model.trainable_variables, gradients):
+        variable.assign(tf.convert_to_tensor(gradient))
+    try:
+        return exported(model, folder, vocab)
+    finally:
+        for variable, value in zip(model.trainable_variables, weights):
+            variable.assign(value)
+
+
+def test_every_gradient_matches_the_pytorch_peer(tmp_path):
+    keras.utils.set_random_seed(0)
+    vocab = write_vocab(tmp_path)
+    model = tiny_model(**HPARAMS)
+    batch = random_batch(batch=4, length=16, pad_from=11, seed=2)
+    # The generator can sample [PAD] into a real position; the official lookup
+    # (tf.gather) gives that row its gradient, as it does every other id.
+    batch["input_ids"][0, 6] = SPECIAL["pad"]
+    model(batch)
+    peer = peer_for(model, tmp_path / "init", vocab, max_predictions_per_seq=4)
+
+    with tf.GradientTape() as tape:
+        out = model.compute_pretraining_outputs(batch, tf.constant(1), training=True)
+    ours_disc, ours_gen = gradients_by_hf_name(
+        model, tape.gradient(out["loss"], model.trainable_variables), tmp_path / "grads", vocab)
+    injected = {k: out[k].numpy() for k in ("masked_input_ids", "masked_lm_positions",
+                                             "masked_lm_ids", "masked_lm_weights", "sampled_ids")}
+    peer.generator.train()
+    peer.discriminator.train()
+    theirs = peer.losses(batch, injected=injected)
+    np.testing.assert_allclose(float(out["loss"]), float(theirs["loss"].detach()), rtol=1e-5)
+    theirs["loss"].backward()
+
+    compared = 0
+    for ours_grads, module in ((ours_disc, peer.discriminator), (ours_gen, peer.generator)):
+        for name, param in module.named_parameters(remove_duplicate=False):
+            if name not in ours_grads or name.endswith("attention.self.key.bias"):
+                continue  # key bias: true gradient 0, both sides float noise
+            peer_grad = param.grad.numpy()
+            scale = np.abs(peer_grad).max() + 1e-8
+            diff = np.abs(ours_grads[name] - peer_grad).max() / scale
+            assert diff < 1e-5, (name, diff)
+            compared += 1
+    assert compared > 40
+    pad_row = peer.discriminator.electra.embeddings.word_embeddings.weight.grad[SPECIAL["pad"]]
+    assert float(pad_row.abs().sum()) > 0
+
+
+def test_dropout_draws_match_the_pytorch_peer(tmp_path):
+    """Dropout on (0.1): over many draws, the logits of both towers have the same
+    mean and the same per-token variance on both sides, and so does the gradient
+    of the shared embedding table. Catches a dropout missing or added on the
+    embeddings or a residual branch (one block's FFN dropout removed moves the
+    discriminator's variance ratio to 0.73), or masks shared between layers;
+    a single attention-probability dropout is below its resolution."""
+    draws = 300
+    keras.utils.set_random_seed(0)
+    vocab = write_vocab(tmp_path)
+    model = tiny_model(**(HPARAMS | {"model_hparam_overrides": {
+        "hidden_size": 32, "num_hidden_layers": 2, "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        # Weights as large as a trained model's: at the default 0.02 the blocks'
+        # outputs are tiny next to the residual and their dropout hardly shows.
+        "initializer_range": 0.3}}))
+    batch = random_batch(batch=4, length=16, pad_from=11, seed=3)
+    model(batch)
+    peer = peer_for(model, tmp_path / "init", vocab, max_predictions_per_seq=4)
+    step = tf.constant(1)
+    reference = model.compute_pretraining_outputs(batch, step, training=False)
+    fake_ids = reference["fake_input_ids"]
+    table = model.embeddings.embedding_table.value
+    mask = tf.cast(batch["input_mask"], tf.float32)
+
+    @tf.function
+    def ours_draw():
+        with tf.GradientTape() as tape:
+            out = model.compute_pretraining_outputs(batch, step, training=True)
+            disc_logits = model.discriminate(fake_ids, batch["input_mask"],
+                                             batch["segment_ids"], training=True)
+            loss = out["mlm_loss"] + tf.reduce_sum(disc_logits * mask) / 8
+        return out["mlm_logits"], disc_logits, tf.convert_to_tensor(tape.gradient(loss, table))
+
+    injected = {k: reference[k].numpy() for k in (
+        "masked_input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights",
+        "sampled_ids")}
+    peer.generator.train()
+    peer.discriminator.train()
+    table_peer = peer.discriminator.electra.embeddings.word_embeddings.weight
+
+    def peer_draw():
+        table_peer.grad = None
+        out = peer.losses(batch, injected=injected)
+        (out["mlm_loss"] + (out["disc_logits"] * out["input_mask"]).sum() / 8).backward()
+        return (out["mlm_logits"].detach().numpy(), out["disc_logits"].detach().numpy(),
+                table_peer.grad.numpy().copy())
+
+    ours = [np.stack(x) for x in zip(*[[t.numpy() for t in ours_draw()] for _ in range(draws)])]
+    theirs = [np.stack(x) for x in zip(*[peer_draw() for _ in range(draws)])]
+    real = batch["input_mask"].astype(bool)
+    picks = (injected["masked_lm_weights"] > 0, real, slice(None))
+    for name, o, t, pick in zip(("mlm_logits", "disc_logits", "table_grad"), ours, theirs, picks):
+        o, t = o[:, pick], t[:, pick]
+        var_o, var_t = o.var(0), t.var(0)
+        assert var_t.mean() > 0, name  # dropout is on
+        # Same noise: the per-element variances agree (each is averaged over many
+        # elements, so 10% is many standard errors wide but a missing dropout is not).
+        ratio = var_o.mean() / var_t.mean()
+        assert 0.9 < ratio < 1.1, (name, ratio)
+        # Same expectation: the mean difference is Monte-Carlo noise.
+        z = (o.mean(0) - t.mean(0)) / np.sqrt((var_o + var_t) / draws + 1e-12)
+        assert abs(z.mean()) < 0.2 and 0.75 < z.std() < 1.3, (name, z.mean(), z.std())
