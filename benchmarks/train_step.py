@@ -69,7 +69,10 @@ def write_records(batch, path, copies=4):
                     features=tf.train.Features(feature=feature)).SerializeToString())
 
 
-def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, replicas=1):
+def build_ours(preset, batch_size, seq, precision, jit, source="synthetic", replicas=1,
+               overrides=None):
+    """The compiled model and its input (synthetic in-memory or TFRecords).
+    `overrides`: extra `from_preset` arguments (e.g. model_hparam_overrides)."""
     import keras
     import tensorflow as tf
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
@@ -84,7 +87,7 @@ def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, rep
         strategy = tf.distribute.MirroredStrategy(
             [d.name for d in tf.config.list_logical_devices("CPU")])
     with strategy.scope():
-        model = ElectraPretrainer.from_preset(preset, max_seq_length=seq)
+        model = ElectraPretrainer.from_preset(preset, max_seq_length=seq, **(overrides or {}))
         model.compile(optimizer=create_optimizer(2e-4, 10 ** 6, 10), jit_compile=jit)
     batch = synthetic_batch(batch_size, seq, model.vocab_size, model.special_token_ids)
     if source == "records":
@@ -96,6 +99,12 @@ def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, rep
                                    seq, is_training=True)
     else:
         data = tf.data.Dataset.from_tensors(batch).repeat()
+    return model, data
+
+
+def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, replicas=1):
+    import keras
+    model, data = build_ours(preset, batch_size, seq, precision, jit, source, replicas)
     times = []
 
     class Timer(keras.callbacks.Callback):

@@ -8,6 +8,7 @@
   global norm of 1.0.
 """
 
+import functools
 import re
 
 import keras
@@ -58,6 +59,12 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
             "power": self.power,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TF variable (under `tf.distribute`'s
+    update context, the handle of this replica's copy)."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -123,12 +130,18 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         m, v = self._m[index], self._v[index]
         lr = tf.cast(learning_rate, variable.dtype)
         g = tf.cast(gradient, variable.dtype)
-        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * g)
-        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * tf.square(g))
-        update = m / (tf.sqrt(v) + self.epsilon)
-        if self._decay[index]:
-            update += self.weight_decay_rate * variable
-        self.assign_sub(variable, lr * update)
+        if self._decay[index]:  # the lr * wd * w part of the update, from w before it
+            self.assign_sub(variable, lr * self.weight_decay_rate * variable)
+        # The rest in one fused kernel: TF's ApplyAdam with both beta powers 0
+        # scales lr by sqrt(1 - 0) / (1 - 0) = 1, i.e. no bias correction:
+        # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w -= lr m / (sqrt(v) + eps).
+        # One pass over each variable instead of ~10 element-wise ops
+        # (ELECTRA-Small's 14M-parameter update: 200 -> 100 ms on 2 cores).
+        cast = functools.partial(tf.cast, dtype=variable.dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(m), v=_handle(v), beta1_power=cast(0.0),
+            beta2_power=cast(0.0), lr=lr, beta1=cast(self.beta_1), beta2=cast(self.beta_2),
+            epsilon=cast(self.epsilon), grad=g)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         # TF backend hook (keras/src/backend/tensorflow/optimizer.py), the one

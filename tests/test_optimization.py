@@ -36,11 +36,14 @@ def test_adam_without_bias_correction_and_decoupled_decay():
     m = [np.zeros_like(g) for g in grads]
     v = [np.zeros_like(g) for g in grads]
     params = [kernel.numpy(), bias.numpy()]
+    # The fused ApplyAdam kernel forms 1 - beta in float32: 1 - f32(0.999) is
+    # 0.00099998713 (beta_2 effectively 0.9990000129), as pinned here.
+    one_minus = {b: float(np.float32(1) - np.float32(b)) for b in (0.9, 0.999)}
     for _ in range(3):
         optimizer.apply_gradients(zip([tf.constant(g) for g in grads], [kernel, bias]))
         for i, (g, decay) in enumerate(zip(grads, (True, False))):
-            m[i] = 0.9 * m[i] + 0.1 * g
-            v[i] = 0.999 * v[i] + 0.001 * g * g
+            m[i] = 0.9 * m[i] + one_minus[0.9] * g
+            v[i] = 0.999 * v[i] + one_minus[0.999] * g * g
             update = m[i] / (np.sqrt(v[i]) + 1e-6)  # no 1 - beta^t correction
             if decay:
                 update = update + 0.01 * params[i]
