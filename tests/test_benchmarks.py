@@ -1,0 +1,69 @@
+"""The benchmarks' own arithmetic: AUC, the seed statistics and the profile grouping."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import convergence  # noqa: E402
+import profile_step  # noqa: E402
+
+
+def test_exact_auc_counts_every_pair_with_ties_as_half():
+    rs = np.random.RandomState(0)
+    scores = rs.randint(0, 6, size=200).astype(float)  # many ties
+    labels = rs.rand(200) < 0.3
+    pos, neg = scores[labels], scores[~labels]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert convergence.exact_auc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)))
+    assert np.isnan(convergence.exact_auc(scores, np.zeros(200, bool)))
+
+
+def _runs(peer_values, ours_values):
+    def curve(value):
+        return [{"step": 100} | {m: value for m in convergence.METRICS}]
+    return [{"lang": "en", "seed": i, "curves": {"ours": curve(o), "peer": curve(p)}}
+            for i, (p, o) in enumerate(zip(peer_values, ours_values))]
+
+
+def test_summary_gives_the_spread_the_paired_difference_and_the_verdict():
+    peer = np.array([6.10, 6.12, 6.08, 6.15, 6.11])
+    noise = np.array([0.001, -0.002, 0.0, 0.002, -0.001])
+    inside = convergence.summarize(_runs(peer, peer - 0.01 + noise), "en", 0.0)["mlm_loss"]
+    assert inside["within"]
+    assert inside["peer_min"] == pytest.approx(6.08) and inside["peer_max"] == pytest.approx(6.15)
+    assert inside["paired_mean"] == pytest.approx(-0.01)
+    expected_t = -0.01 / (noise.std(ddof=1) / np.sqrt(5))
+    assert inside["paired_t"] == pytest.approx(expected_t)
+    # Shifted past the peer's max: the mean is outside, the verdict fails.
+    outside = convergence.summarize(_runs(peer, peer + 0.2), "en", 0.0)["mlm_loss"]
+    assert not outside["within"]
+    # --tolerance widens the range by that many peer stds.
+    widened = convergence.summarize(_runs(peer, peer + 0.06), "en", 3.0)["mlm_loss"]
+    assert widened["within"] and widened["accepted_range"][1] > 6.15
+
+
+@pytest.mark.parametrize("name, op_type, expected", [
+    ("StatefulPartitionedCall/discriminator_1/layer_0_1/feedforward_intermediate_dense_1/"
+     "MatMul", "_MklMatMul", ("discriminator", "forward", "matmul")),
+    ("StatefulPartitionedCall/gradient_tape/generator_1/layer_3_1/self_attention_layer_1/"
+     "dropout_1/SelectV2", "SelectV2", ("generator", "backward", "dropout")),
+    ("StatefulPartitionedCall/adam_weight_decay/ResourceApplyAdam", "ResourceApplyAdam",
+     ("optimizer", "forward", "other element-wise")),
+    ("StatefulPartitionedCall/gradient_tape/discriminator_1/layer_0_1/"
+     "feedforward_intermediate_dense_1/Erf", "Erf", ("discriminator", "backward", "gelu")),
+])
+def test_profile_ops_are_grouped_by_tower_direction_and_kind(name, op_type, expected):
+    assert profile_step.classify({"operation": name, "type": op_type}) == expected
+
+
+def test_profile_report_shares_add_up():
+    rows = [{"operation": "x/discriminator_1/MatMul", "type": "_MklMatMul", "self_us": 3000.0},
+            {"operation": "x/gradient_tape/generator_1/Mul", "type": "Mul", "self_us": 1000.0}]
+    text, summary = profile_step.report(rows, top=5)
+    assert summary["total_ms"] == pytest.approx(4.0)
+    assert summary["by_kind"] == {"matmul": 3.0, "other element-wise": 1.0}
+    assert summary["by_part"] == {"discriminator / forward": 3.0, "generator / backward": 1.0}
+    assert "75.0%" in text and "25.0%" in text
