@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import build_ours  # noqa: E402
+from train_step import add_shape_arguments, build_ours  # noqa: E402
 
 KINDS = (  # first match wins: (kind, substrings of the op name or type)
     ("matmul", ("MatMul", "Einsum")),
@@ -91,10 +91,7 @@ def report(rows, top):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="electra_small")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    add_shape_arguments(parser)
     parser.add_argument("--jit", action="store_true", help="jit_compile the step (XLA)")
     parser.add_argument("--layers", type=int, help="fewer blocks per tower, for a quick look")
     parser.add_argument("--warmup", type=int, default=2)

@@ -69,6 +69,14 @@ def write_records(batch, path, copies=4):
                     features=tf.train.Features(feature=feature)).SerializeToString())
 
 
+def add_shape_arguments(parser):
+    """--preset/--batch/--seq/--precision of the single-shape scripts (profile, input)."""
+    parser.add_argument("--preset", default="electra_small")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+
+
 def build_ours(preset, batch_size, seq, precision, jit, source="synthetic", replicas=1,
                overrides=None):
     """The compiled model and its input (synthetic in-memory or TFRecords).
@@ -286,6 +294,8 @@ def main():
                                   "flops_per_step": flops, "rows": rows,
                                   "best_peer_tokens_per_s": best_peer}
         print(table(case, batch, seq, flops, rows, best_peer))
+        if args.json:  # finished cases survive an interrupted run
+            Path(args.json).write_text(json.dumps(results | {"partial": True}, indent=2))
     results["seconds"] = time.time() - started
     results["load_average_end"] = os.getloadavg()[0]
     if args.json:
