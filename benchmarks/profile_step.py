@@ -23,11 +23,10 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import add_shape_arguments, build_ours  # noqa: E402
+from train_step import add_shape_arguments, build_ours, fit_timed  # noqa: E402
 
 KINDS = (  # first match wins: (kind, substrings of the op name or type)
     ("matmul", ("MatMul", "Einsum")),
@@ -101,24 +100,13 @@ def main(argv=None):
     parser.add_argument("--json", help="write the grouped figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
     import tensorflow as tf
 
     overrides = ({"model_hparam_overrides": {"num_hidden_layers": args.layers}}
                  if args.layers else None)
     model, data = build_ours(args.preset, args.batch, args.seq, args.precision, args.jit,
                              overrides=overrides)
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(data, steps_per_epoch=args.warmup + args.steps, epochs=1, verbose=0,
-              callbacks=[Timer()])
+    times = fit_timed(model, data, args.warmup + args.steps)
     step_s = statistics.median(times[args.warmup:])
     tokens = args.batch * args.seq
     print(f"{args.preset} {args.batch}x{args.seq} {args.precision}"

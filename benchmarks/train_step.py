@@ -110,9 +110,9 @@ def build_ours(preset, batch_size, seq, precision, jit, source="synthetic", repl
     return model, data
 
 
-def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, replicas=1):
+def fit_timed(model, data, steps):
+    """`model.fit` for `steps` steps; the seconds of each step (the first one traces)."""
     import keras
-    model, data = build_ours(preset, batch_size, seq, precision, jit, source, replicas)
     times = []
 
     class Timer(keras.callbacks.Callback):
@@ -122,8 +122,13 @@ def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, rep
         def on_train_batch_end(self, batch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[Timer()])
-    return times[warmup:]
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[Timer()])
+    return times
+
+
+def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, replicas=1):
+    model, data = build_ours(preset, batch_size, seq, precision, jit, source, replicas)
+    return fit_timed(model, data, warmup + steps)[warmup:]
 
 
 def run_peer(preset, batch_size, seq, precision, mode, steps, warmup):
