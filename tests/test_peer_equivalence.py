@@ -41,13 +41,29 @@ def exported(model, folder, vocab):
             load_file(str(folder / "generator" / "model.safetensors")))
 
 
+def write_vocab(folder, size=64):
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + [f"w{i}" for i in range(size - 5)]) + "\n")
+    return vocab
+
+
+def load_peer(folder, **kwargs):
+    """The peer on the transformers checkpoint that `export_huggingface` wrote to `folder`."""
+    return TorchElectraPeer(ElectraForMaskedLM.from_pretrained(folder / "generator"),
+                            ElectraForPreTraining.from_pretrained(folder), SPECIAL, **kwargs)
+
+
+def peer_for(model, folder, vocab, **kwargs):
+    export_huggingface(model, str(folder), vocab_file=str(vocab), do_lower_case=True)
+    return load_peer(folder, **kwargs)
+
+
 @pytest.mark.parametrize("step", [1, 4])  # 1: warm-up, 4: decay after warm-up
 def test_one_step_matches_the_pytorch_peer(step, tmp_path):
     torch.manual_seed(0)
     keras.utils.set_random_seed(0)
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                               + [f"w{i}" for i in range(59)]) + "\n")
+    vocab = write_vocab(tmp_path)
     model = tiny_model(**HPARAMS)
     model.compile(optimizer=create_optimizer(1e-2, 6, 3))
     model.optimizer.build(model.trainable_variables)
@@ -55,10 +71,8 @@ def test_one_step_matches_the_pytorch_peer(step, tmp_path):
     batch = random_batch(batch=4, length=16, pad_from=11, seed=step)
 
     befores = exported(model, tmp_path / "before", vocab)
-    peer = TorchElectraPeer(
-        ElectraForMaskedLM.from_pretrained(tmp_path / "before" / "generator"),
-        ElectraForPreTraining.from_pretrained(tmp_path / "before"), SPECIAL,
-        max_predictions_per_seq=4, learning_rate=1e-2, num_train_steps=6, num_warmup_steps=3)
+    peer = load_peer(tmp_path / "before",
+                     max_predictions_per_seq=4, learning_rate=1e-2, num_train_steps=6, num_warmup_steps=3)
     peer.step_count = step
 
     ours = {k: v.numpy() for k, v in model.compute_pretraining_outputs(
@@ -90,19 +104,6 @@ def test_one_step_matches_the_pytorch_peer(step, tmp_path):
             if name in before:
                 moved += int(not np.allclose(before[name], value))
     assert moved > 10  # the step changed the weights, and equally on both sides
-
-
-def peer_for(model, folder, vocab, **kwargs):
-    export_huggingface(model, str(folder), vocab_file=str(vocab), do_lower_case=True)
-    return TorchElectraPeer(ElectraForMaskedLM.from_pretrained(folder / "generator"),
-                            ElectraForPreTraining.from_pretrained(folder), SPECIAL, **kwargs)
-
-
-def write_vocab(folder, size=64):
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                               + [f"w{i}" for i in range(size - 5)]) + "\n")
-    return vocab
 
 
 def gradients_by_hf_name(model, gradients, folder, vocab):
@@ -164,6 +165,7 @@ def test_dropout_draws_match_the_pytorch_peer(tmp_path):
     a single attention-probability dropout is below its resolution."""
     draws = 300
     keras.utils.set_random_seed(0)
+    torch.manual_seed(0)  # the peer's dropout draws
     vocab = write_vocab(tmp_path)
     model = tiny_model(**(HPARAMS | {"model_hparam_overrides": {
         "hidden_size": 32, "num_hidden_layers": 2, "hidden_dropout_prob": 0.1,
@@ -215,6 +217,13 @@ def test_dropout_draws_match_the_pytorch_peer(tmp_path):
         # elements, so 10% is many standard errors wide but a missing dropout is not).
         ratio = var_o.mean() / var_t.mean()
         assert 0.9 < ratio < 1.1, (name, ratio)
-        # Same expectation: the mean difference is Monte-Carlo noise.
+        # Same expectation: per element, the mean differences are Monte-Carlo
+        # noise (z spread ~1); over all elements, the per-draw averages agree
+        # within 4 standard errors. (The elements share each draw's masks, so
+        # the mean of the per-element z is not 1/sqrt(n)-small: seeds 0-3 gave
+        # 0.18, -0.14, 0.06, 0.34 for the discriminator logits.)
         z = (o.mean(0) - t.mean(0)) / np.sqrt((var_o + var_t) / draws + 1e-12)
-        assert abs(z.mean()) < 0.2 and 0.75 < z.std() < 1.3, (name, z.mean(), z.std())
+        assert 0.75 < z.std() < 1.3, (name, z.std())
+        avg_o, avg_t = o.reshape(draws, -1).mean(1), t.reshape(draws, -1).mean(1)
+        z_avg = (avg_o.mean() - avg_t.mean()) / np.sqrt((avg_o.var() + avg_t.var()) / draws)
+        assert abs(z_avg) < 4, (name, z_avg)
