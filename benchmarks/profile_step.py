@@ -35,6 +35,7 @@ KINDS = (  # first match wins: (kind, substrings of the op name or type)
     ("gelu", ("gelu", "Gelu", "Erf")),
     ("softmax", ("softmax", "Softmax")),
     ("bias", ("BiasAdd",)),
+    ("attention other", ("self_attention/",)),  # mask, transposes, unstack
 )
 
 

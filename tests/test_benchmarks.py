@@ -52,8 +52,12 @@ def test_summary_gives_the_spread_the_paired_difference_and_the_verdict():
      "dropout_1/SelectV2", "SelectV2", ("generator", "backward", "dropout")),
     ("StatefulPartitionedCall/adam_weight_decay/ResourceApplyAdam", "ResourceApplyAdam",
      ("optimizer", "forward", "other element-wise")),
-    ("StatefulPartitionedCall/gradient_tape/discriminator_1/layer_0_1/"
-     "feedforward_intermediate_dense_1/Erf", "Erf", ("discriminator", "backward", "gelu")),
+    ("StatefulPartitionedCall/gradient_tape/discriminator_1/layer_0_1/feedforward/gelu/"
+     "Erf", "Erf", ("discriminator", "backward", "gelu")),
+    ("StatefulPartitionedCall/discriminator_1/layer_0_1/self_attention/transpose",
+     "_MklTranspose", ("discriminator", "forward", "attention other")),
+    ("StatefulPartitionedCall/discriminator_1/layer_0_1/self_attention/BiasAdd", "BiasAdd",
+     ("discriminator", "forward", "bias")),
 ])
 def test_profile_ops_are_grouped_by_tower_direction_and_kind(name, op_type, expected):
     assert profile_step.classify({"operation": name, "type": op_type}) == expected

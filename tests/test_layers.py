@@ -10,6 +10,7 @@ from keras_electra.layers.embeddings import ElectraEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
 from keras_electra.layers.gelu import gelu
 from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
+from keras_electra.layers.transformer_block import ElectraTransformerBlock, attention_bias
 
 IDS = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
 MASK = (IDS != 0).astype("int32")
@@ -118,6 +119,73 @@ def test_discriminator_head():
     assert logits.shape == (2, 6)
     limit = np.sqrt(6 / (16 + 1))  # Glorot-uniform, TF1's default for dense_1
     assert np.abs(head.dense_prediction.kernel.numpy()).max() <= limit
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_transformer_block_is_keras_hubs_block(heads):
+    """Same weights, same outputs and gradients as the keras-hub call it replaces."""
+    import keras_hub
+
+    kwargs = dict(intermediate_dim=64, num_heads=heads, dropout=0.0, activation=gelu,
+                  layer_norm_epsilon=1e-12)
+    ours = ElectraTransformerBlock(**kwargs)
+    reference = keras_hub.layers.TransformerEncoder(**kwargs)
+    for layer in (ours, reference):
+        layer.build((None, None, 32))
+    assert [v.path.split("/", 1)[1] for v in ours.weights] == [
+        v.path.split("/", 1)[1] for v in reference.weights]
+    rng = np.random.RandomState(0)
+    for variable in reference.weights:  # non-trivial biases and LayerNorm parameters
+        variable.assign(rng.normal(scale=0.3, size=variable.shape).astype("float32"))
+    ours.set_weights(reference.get_weights())
+    x = tf.constant(rng.normal(size=(3, 7, 32)).astype("float32"))
+    mask = np.ones((3, 7), "int32")
+    mask[1, 4:] = 0
+    mask[2, 1:] = 0
+
+    def outputs_and_gradients(call, layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = call()
+            loss = tf.reduce_sum(out * tf.sin(tf.range(32, dtype="float32")))
+        return out, tape.gradient(loss, [x] + [v.value for v in layer.trainable_weights])
+
+    got, got_grads = outputs_and_gradients(lambda: ours(x, attention_bias(mask, "float32")), ours)
+    want, want_grads = outputs_and_gradients(
+        lambda: reference(x, padding_mask=mask.astype(bool)), reference)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5)
+    names = ["inputs"] + [v.path for v in reference.trainable_weights]
+    for name, g, w in zip(names, got_grads, want_grads):
+        if name.endswith("key/bias"):  # softmax is shift-invariant: zero up to round-off
+            assert np.abs(g.numpy()).max() < 1e-4 and np.abs(w.numpy()).max() < 1e-4
+            continue
+        np.testing.assert_allclose(g.numpy(), w.numpy(), atol=1e-4 * np.abs(w.numpy()).max(),
+                                   err_msg=name)
+
+
+def test_transformer_block_runs_no_fused_bias_matmul_or_batched_dense():
+    """The graph keeps dense layers as 2-D MatMuls with a separate bias (see the class)."""
+    block = ElectraTransformerBlock(intermediate_dim=64, num_heads=2)
+    block.build((None, None, 32))
+    bias = attention_bias(np.ones((2, 5)), "float32")
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(block(x, bias, training=True))
+        return tape.gradient(loss, x)
+
+    graph = step.get_concrete_function(tf.TensorSpec((2, 5, 32))).graph
+    ops = graph.get_operations()
+    biases = [op for op in ops if op.type == "BiasAdd"]
+    assert len(biases) == 4 and len([op for op in ops if op.type == "MatMul"]) >= 4
+    # Each bias is added to the reshaped 3-D product: Grappler cannot fuse it.
+    assert all(op.inputs[0].op.type == "Reshape" and op.inputs[0].shape.rank == 3
+               for op in biases)
+    # Only attention's two products (and their gradients) are batched.
+    batched = [op for op in ops if op.type == "BatchMatMulV2"]
+    assert all(op.inputs[1].shape.rank == 4 for op in batched) and len(batched) == 2 * 3
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"])

@@ -1,17 +1,18 @@
 """The transformer body of one tower: embedding projection + post-LN BERT blocks."""
 
 import keras
-import keras_hub
 
 from keras_electra.layers.dropout import use_fast_dropout
 from keras_electra.layers.gelu import get_activation
+from keras_electra.layers.transformer_block import ElectraTransformerBlock, attention_bias
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraEncoder(keras.layers.Layer):
     """`embeddings_project` (only when E != H) then `num_layers` BERT blocks.
 
-    The blocks are keras-hub `TransformerEncoder`s configured to the official
+    The blocks are keras-hub `TransformerEncoder`s (their faster subclass
+    `ElectraTransformerBlock`, same weights) configured to the official
     `model/modeling.py` semantics: post-LayerNorm, exact (erf) GELU, eps 1e-12,
     TruncatedNormal(0.02) kernels, dropout on attention probabilities and both
     residual branches, attention masked by `input_mask`.
@@ -56,7 +57,7 @@ class ElectraEncoder(keras.layers.Layer):
                 hidden_size, kernel_initializer=init(), dtype=self.dtype_policy,
                 name="embeddings_project")
         self.blocks = [
-            keras_hub.layers.TransformerEncoder(
+            ElectraTransformerBlock(
                 intermediate_dim=intermediate_size, num_heads=num_heads,
                 dropout=dropout, activation=get_activation(hidden_act),
                 layer_norm_epsilon=layer_norm_epsilon, kernel_initializer=init(),
@@ -76,9 +77,9 @@ class ElectraEncoder(keras.layers.Layer):
         x = embedded  # (B, L, E)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)  # (B, L, H)
-        padding_mask = keras.ops.cast(input_mask, "bool")
+        bias = attention_bias(input_mask, self.compute_dtype)  # (B, 1, 1, L)
         for block in self.blocks:
-            x = block(x, padding_mask=padding_mask, training=training)
+            x = block(x, bias, training=training)
         return x
 
     def get_config(self):
