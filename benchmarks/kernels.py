@@ -1,5 +1,6 @@
 """Single-kernel timings behind the train-step profile: TF's oneDNN matmul vs XLA's dot,
-and the element-wise ops of the FFN in bfloat16 vs float32.
+the element-wise ops of the FFN in bfloat16 vs float32, and the forms of a dense layer
+(forward + backward) that `ElectraTransformerBlock` chooses between.
 
     python benchmarks/kernels.py
     XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/kernels.py   # try XLA CPU flags
@@ -62,7 +63,35 @@ def main(argv=None):
         f16 = best_ms(tf.function(op), x16)
         f32 = best_ms(tf.function(op), x32)
         print(f"  {name:18s} bf16 {f16:6.2f} ms   float32 {f32:6.2f} ms")
+    print_dense_forms(tf, best_ms, m, k, n)
     return 0
+
+
+def print_dense_forms(tf, best_ms, m, k, n, batch=32):
+    """x @ W + b, forward + all three gradients, in the forms Grappler treats differently."""
+    x = tf.Variable(tf.cast(tf.random.normal([m, k]), tf.bfloat16))
+    w = tf.Variable(tf.cast(tf.random.normal([k, n]), tf.bfloat16))
+    b = tf.Variable(tf.cast(tf.random.normal([n]), tf.bfloat16))
+    upstream = tf.cast(tf.random.normal([batch, m // batch, n]), tf.bfloat16)
+    forms = {
+        "Keras Dense (3-D x 2-D BatchMatMul + add)":
+            lambda: tf.matmul(tf.reshape(x, [batch, -1, k]), w) + b,
+        "2-D MatMul + BiasAdd (Grappler fuses them)":
+            lambda: tf.reshape(tf.nn.bias_add(tf.matmul(x, w), b), [batch, -1, n]),
+        "2-D MatMul, reshape, broadcasting add":
+            lambda: tf.reshape(tf.matmul(x, w), [batch, -1, n]) + b,
+        "2-D MatMul, reshape, BiasAdd (ours)":
+            lambda: tf.nn.bias_add(tf.reshape(tf.matmul(x, w), [batch, -1, n]), b),
+    }
+    print(f"dense layer forms, bf16 [{m}, {k}] x [{k}, {n}], forward + backward:")
+    for name, form in forms.items():
+        @tf.function
+        def step(form=form):
+            with tf.GradientTape() as tape:
+                y = form()
+            grads = tape.gradient(y, [x, w, b], output_gradients=upstream)
+            return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])  # all 3 run
+        print(f"  {name:44s} {best_ms(step):6.2f} ms")
 
 
 if __name__ == "__main__":
