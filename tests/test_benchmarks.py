@@ -71,3 +71,30 @@ def test_profile_report_shares_add_up():
     assert summary["by_kind"] == {"matmul": 3.0, "other element-wise": 1.0}
     assert summary["by_part"] == {"discriminator / forward": 3.0, "generator / backward": 1.0}
     assert "75.0%" in text and "25.0%" in text
+
+
+def test_block_benchmark_reference_runs_keras_hubs_call_on_the_same_function():
+    """benchmarks/transformer_block.py compares like with like: same outputs, other code."""
+    import types as pytypes
+
+    import tensorflow as tf
+
+    import transformer_block
+    from keras_electra.layers.encoder import ElectraEncoder
+
+    towers = [ElectraEncoder(32, 2, heads, 64, embedding_size=16, dropout=0.0)
+              for heads in (1, 4)]
+    rs = np.random.RandomState(0)
+    x = rs.normal(size=(3, 9, 16)).astype("float32")
+    mask = np.ones((3, 9), "int32")
+    mask[1, 5:] = 0
+    ours = [tower(x, mask).numpy() for tower in towers]
+    transformer_block.use_keras_hub_call(
+        pytypes.SimpleNamespace(generator=towers[0], discriminator=towers[1]))
+    for tower, want in zip(towers, ours):
+        assert all(block.call.__func__ is transformer_block.keras_hub_call
+                   for block in tower.blocks)
+        graph = tf.function(lambda: tower(x, mask)).get_concrete_function().graph
+        assert "SelectV2" in {op.type for op in graph.get_operations()}  # Keras' masked softmax
+        np.testing.assert_allclose(tower(x, mask).numpy(), want, atol=2e-5)
+    assert transformer_block.quartile([4.0, 1.0, 3.0, 2.0]) < 2.0
