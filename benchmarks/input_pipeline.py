@@ -5,7 +5,7 @@
 `train_step.py` measures each configuration in its own subprocess, minutes apart;
 on a shared machine that spreads the two sources by the machine's own drift. Here
 one model and one traced train function step on both inputs in turn (`--steps`
-each, `--rounds` times): the same weights, threads and minute for both, so the
+each, `--rounds` times, alternating which goes first): the same weights, threads and minute for both, so the
 difference of the medians is the pipeline's cost. Inputs: the batch of
 `train_step.synthetic_batch` from memory (`Dataset.from_tensors(...).repeat()`)
 vs the same batch written 4 times to 4 TFRecord files and read through
@@ -17,12 +17,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import (add_shape_arguments, build_ours, synthetic_batch,  # noqa: E402
-                        write_records)
+                        time_interleaved, write_records)
 
 
 def main(argv=None):
@@ -45,13 +44,9 @@ def main(argv=None):
     model.make_train_function()
     for iterator in iterators.values():
         float(model.train_function(iterator)["loss"])  # trace
-    times = {name: [] for name in iterators}
-    for _ in range(args.rounds):
-        for name, iterator in iterators.items():
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                float(model.train_function(iterator)["loss"])  # waits for the step
-                times[name].append(time.perf_counter() - start)
+    times = time_interleaved(  # float(...) waits for the step
+        {name: lambda it=iterator: float(model.train_function(it)["loss"])
+         for name, iterator in iterators.items()}, args.steps, args.rounds)
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
         print(f"{name:10s} median {medians[name]:.3f} s/step "

@@ -126,6 +126,19 @@ def fit_timed(model, data, steps):
     return times
 
 
+def time_interleaved(steps_of, steps, rounds):
+    """{name: callable that runs one step and waits}: each name's step times, measured in
+    `rounds` rounds of `steps` steps each, alternating which name goes first."""
+    times = {name: [] for name in steps_of}
+    for r in range(rounds):
+        for name in (list(steps_of) if r % 2 == 0 else list(steps_of)[::-1]):
+            for _ in range(steps):
+                start = time.perf_counter()
+                steps_of[name]()
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
 def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, replicas=1):
     model, data = build_ours(preset, batch_size, seq, precision, jit, source, replicas)
     return fit_timed(model, data, warmup + steps)[warmup:]

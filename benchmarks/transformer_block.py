@@ -15,12 +15,11 @@ import argparse
 import os
 import statistics
 import sys
-import time
 import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import add_shape_arguments, build_ours  # noqa: E402
+from train_step import add_shape_arguments, build_ours, time_interleaved  # noqa: E402
 
 
 def keras_hub_call(block, inputs, attention_bias, training=None):
@@ -40,7 +39,10 @@ def use_keras_hub_call(model):
 
 
 def quartile(values):
-    return statistics.quantiles(values, n=4)[0] if len(values) > 1 else values[0]
+    """Lower quartile, interpolated between measured steps (never below the best one)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=4, method="inclusive")[0]
 
 
 def main(argv=None):
@@ -61,13 +63,9 @@ def main(argv=None):
         model.make_train_function()
         iterators[name] = iter(data)
         float(model.train_function(iterators[name])["loss"])  # trace
-    times = {name: [] for name in models}
-    for r in range(args.rounds):
-        for name in (list(models) if r % 2 == 0 else list(models)[::-1]):
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                float(models[name].train_function(iterators[name])["loss"])  # waits
-                times[name].append(time.perf_counter() - start)
+    times = time_interleaved(  # float(...) waits for the step
+        {name: lambda m=model, it=iterators[name]: float(m.train_function(it)["loss"])
+         for name, model in models.items()}, args.steps, args.rounds)
     tokens = args.batch * args.seq
     for name, t in times.items():
         print(f"{name:10s} median {statistics.median(t):.3f} s/step "

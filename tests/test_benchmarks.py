@@ -97,4 +97,16 @@ def test_block_benchmark_reference_runs_keras_hubs_call_on_the_same_function():
         graph = tf.function(lambda: tower(x, mask)).get_concrete_function().graph
         assert "SelectV2" in {op.type for op in graph.get_operations()}  # Keras' masked softmax
         np.testing.assert_allclose(tower(x, mask).numpy(), want, atol=2e-5)
-    assert transformer_block.quartile([4.0, 1.0, 3.0, 2.0]) < 2.0
+    assert transformer_block.quartile([4.0, 1.0, 3.0, 2.0]) == 1.75
+    assert transformer_block.quartile([5.0, 4.0]) == 4.25  # never below the best step
+
+
+def test_interleaved_timing_alternates_which_goes_first():
+    import train_step
+
+    order = []
+    times = train_step.time_interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, steps=2, rounds=3)
+    assert order == list("aabb" "bbaa" "aabb")
+    assert {name: len(t) for name, t in times.items()} == {"a": 6, "b": 6}
+    assert all(t >= 0 for ts in times.values() for t in ts)

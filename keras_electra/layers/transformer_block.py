@@ -65,8 +65,7 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
         attention, hidden = self._self_attention_layer, inputs.shape[-1]
         heads, head_dim = self.num_heads, hidden // self.num_heads
         qkv = dense(tf.reshape(inputs, [-1, hidden]),
-                    fused_qkv_kernel(attention, head_dim, self.compute_dtype),
-                    fused_qkv_bias(attention, head_dim, self.compute_dtype), batch, length)
+                    *fused_qkv(attention, head_dim, self.compute_dtype), batch, length)
         qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3, heads, head_dim]),
                            [2, 0, 3, 1, 4])  # (3, B, heads, L, d)
         query, key, value = tf.unstack(qkv)
@@ -97,19 +96,13 @@ def dense(x, kernel, bias, batch, length):
                           bias)
 
 
-def fused_qkv_kernel(attention, head_dim, dtype):
-    """(H, 3H): query (scaled by 1/sqrt(head_dim)), key and value kernels side by side."""
+def fused_qkv(attention, head_dim, dtype):
+    """(H, 3H) kernel and (3H,) bias: query, key and value side by side, the query's
+    scaled by 1/sqrt(head_dim) (Keras scales the projected query: same function)."""
     def flat(layer):
-        return tf.reshape(tf.cast(layer.kernel, dtype), [layer.kernel.shape[0], -1])
+        return (tf.reshape(tf.cast(layer.kernel, dtype), [layer.kernel.shape[0], -1]),
+                tf.reshape(tf.cast(layer.bias, dtype), [-1]))
+    (wq, bq), (wk, bk), (wv, bv) = (flat(attention._query_dense), flat(attention._key_dense),
+                                    flat(attention._value_dense))
     scale = tf.cast(1 / math.sqrt(head_dim), dtype)
-    return tf.concat([flat(attention._query_dense) * scale, flat(attention._key_dense),
-                      flat(attention._value_dense)], axis=1)
-
-
-def fused_qkv_bias(attention, head_dim, dtype):
-    """(3H,): the biases in the order of `fused_qkv_kernel`."""
-    def flat(layer):
-        return tf.reshape(tf.cast(layer.bias, dtype), [-1])
-    scale = tf.cast(1 / math.sqrt(head_dim), dtype)
-    return tf.concat([flat(attention._query_dense) * scale, flat(attention._key_dense),
-                      flat(attention._value_dense)], axis=0)
+    return tf.concat([wq * scale, wk, wv], axis=1), tf.concat([bq * scale, bk, bv], axis=0)
