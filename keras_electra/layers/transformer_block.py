@@ -22,7 +22,9 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
 
     Same variables, names and shapes as the parent, so checkpoints, presets and
     the weight maps of `convert/` are unchanged, and the same function (a test
-    compares it with the parent's `call`). What differs is how TensorFlow runs
+    compares it with the parent's `call`; the one difference is a query whose
+    keys are all padding, which Keras zeroes and this averages, as the official
+    additive mask does; pretraining rows always start with a real [CLS]). What differs is how TensorFlow runs
     it on CPU, where the parent's step was dominated by work around matmuls:
     - every dense layer is one 2-D `MatMul` on (B*L, in). Keras' 3-D x 2-D
       matmul is a broadcasting `BatchMatMul` whose kernel gradient builds B
