@@ -5,8 +5,8 @@
 `train_step.py` measures each configuration in its own subprocess, minutes apart;
 on a shared machine that spreads the two sources by the machine's own drift. Here
 one model and one traced train function step on both inputs in turn (`--steps`
-each, `--rounds` times, alternating which goes first): the same weights, threads and minute for both, so the
-difference of the medians is the pipeline's cost. Inputs: the batch of
+each, `--rounds` times, alternating which goes first): the same weights, threads and
+minute for both, so the difference of the medians is the pipeline's cost. Inputs: the batch of
 `train_step.synthetic_batch` from memory (`Dataset.from_tensors(...).repeat()`)
 vs the same batch written 4 times to 4 TFRecord files and read through
 `keras_electra.data.pipeline.pretraining_dataset` (shuffle, interleave, parse).
@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import (add_shape_arguments, build_ours, synthetic_batch,  # noqa: E402
-                        time_interleaved, write_records)
+from train_step import (add_shape_arguments, build_ours, step_caller,  # noqa: E402
+                        synthetic_batch, time_interleaved, write_records)
 
 
 def main(argv=None):
@@ -40,13 +40,8 @@ def main(argv=None):
         write_records(batch, os.path.join(folder, f"pretrain_data.tfrecord-{i}-of-4"))
     records = pretraining_dataset(os.path.join(folder, "pretrain_data.tfrecord*"), args.batch,
                                   args.seq)
-    iterators = {"synthetic": iter(synthetic), "records": iter(records)}
-    model.make_train_function()
-    for iterator in iterators.values():
-        float(model.train_function(iterator)["loss"])  # trace
-    times = time_interleaved(  # float(...) waits for the step
-        {name: lambda it=iterator: float(model.train_function(it)["loss"])
-         for name, iterator in iterators.items()}, args.steps, args.rounds)
+    times = time_interleaved({"synthetic": step_caller(model, synthetic),
+                              "records": step_caller(model, records)}, args.steps, args.rounds)
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
         print(f"{name:10s} median {medians[name]:.3f} s/step "

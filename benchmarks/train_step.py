@@ -126,6 +126,19 @@ def fit_timed(model, data, steps):
     return times
 
 
+def step_caller(model, data):
+    """A callable running one step of `model`'s train function on `data` and waiting for
+    it (reading the loss), called once here so that tracing is not timed."""
+    iterator = iter(data)
+    model.make_train_function()  # sets model.train_function (returns it only when cached)
+    train_function = model.train_function
+
+    def step():
+        float(train_function(iterator)["loss"])
+    step()
+    return step
+
+
 def time_interleaved(steps_of, steps, rounds):
     """{name: callable that runs one step and waits}: each name's step times, measured in
     `rounds` rounds of `steps` steps each, alternating which name goes first."""

@@ -19,7 +19,8 @@ import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import add_shape_arguments, build_ours, time_interleaved  # noqa: E402
+from train_step import (add_shape_arguments, build_ours, step_caller,  # noqa: E402
+                        time_interleaved)
 
 
 def keras_hub_call(block, inputs, attention_bias, training=None):
@@ -57,15 +58,9 @@ def main(argv=None):
     reference, _ = build_ours(args.preset, args.batch, args.seq, args.precision, False)
     reference.set_weights(ours.get_weights())
     use_keras_hub_call(reference)
-    models = {"ours": ours, "keras-hub": reference}
-    iterators = {}
-    for name, model in models.items():
-        model.make_train_function()
-        iterators[name] = iter(data)
-        float(model.train_function(iterators[name])["loss"])  # trace
-    times = time_interleaved(  # float(...) waits for the step
-        {name: lambda m=model, it=iterators[name]: float(m.train_function(it)["loss"])
-         for name, model in models.items()}, args.steps, args.rounds)
+    times = time_interleaved({"ours": step_caller(ours, data),
+                              "keras-hub": step_caller(reference, data)},
+                             args.steps, args.rounds)
     tokens = args.batch * args.seq
     for name, t in times.items():
         print(f"{name:10s} median {statistics.median(t):.3f} s/step "

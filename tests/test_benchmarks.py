@@ -110,3 +110,20 @@ def test_interleaved_timing_alternates_which_goes_first():
     assert order == list("aabb" "bbaa" "aabb")
     assert {name: len(t) for name, t in times.items()} == {"a": 6, "b": 6}
     assert all(t >= 0 for ts in times.values() for t in ts)
+
+
+def test_step_caller_traces_once_then_trains_one_step_per_call():
+    import tensorflow as tf
+    import train_step
+    from tiny_models import random_batch, tiny_model
+
+    from keras_electra.optimization import create_optimizer
+
+    model = tiny_model()
+    model.compile(optimizer=create_optimizer(1e-3, 10, 0))
+    data = tf.data.Dataset.from_tensors(random_batch()).repeat()
+    step = train_step.step_caller(model, data)  # the tracing step runs here
+    assert int(model.optimizer.iterations.numpy()) == 1
+    step()
+    step()
+    assert int(model.optimizer.iterations.numpy()) == 3

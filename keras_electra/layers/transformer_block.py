@@ -24,8 +24,9 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
     the weight maps of `convert/` are unchanged, and the same function (a test
     compares it with the parent's `call`; the one difference is a query whose
     keys are all padding, which Keras zeroes and this averages, as the official
-    additive mask does; pretraining rows always start with a real [CLS]). What differs is how TensorFlow runs
-    it on CPU, where the parent's step was dominated by work around matmuls:
+    additive mask does; pretraining rows always start with a real [CLS]). What
+    differs is how TensorFlow runs it on CPU, where the parent's step was
+    dominated by work around matmuls:
     - every dense layer is one 2-D `MatMul` on (B*L, in). Keras' 3-D x 2-D
       matmul is a broadcasting `BatchMatMul` whose kernel gradient builds B
       partial (in, out) products and sums them;
