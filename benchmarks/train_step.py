@@ -78,9 +78,10 @@ def add_shape_arguments(parser):
 
 
 def build_ours(preset, batch_size, seq, precision, jit, source="synthetic", replicas=1,
-               overrides=None):
+               overrides=None, fused_kernels="auto"):
     """The compiled model and its input (synthetic in-memory or TFRecords).
-    `overrides`: extra `from_preset` arguments (e.g. model_hparam_overrides)."""
+    `overrides`: extra `from_preset` arguments (e.g. model_hparam_overrides);
+    `fused_kernels`: `ElectraPretrainer.compile`'s argument."""
     import keras
     import tensorflow as tf
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
@@ -96,7 +97,8 @@ def build_ours(preset, batch_size, seq, precision, jit, source="synthetic", repl
             [d.name for d in tf.config.list_logical_devices("CPU")])
     with strategy.scope():
         model = ElectraPretrainer.from_preset(preset, max_seq_length=seq, **(overrides or {}))
-        model.compile(optimizer=create_optimizer(2e-4, 10 ** 6, 10), jit_compile=jit)
+        model.compile(optimizer=create_optimizer(2e-4, 10 ** 6, 10), jit_compile=jit,
+                      fused_kernels=fused_kernels)
     batch = synthetic_batch(batch_size, seq, model.vocab_size, model.special_token_ids)
     if source == "records":
         from keras_electra.data.pipeline import pretraining_dataset

@@ -5,8 +5,8 @@
   GPUs (or on logical CPUs split with `split_cpu`), the default strategy
   otherwise. No home-made parallelism: `train_batch_size` is the global batch
   and the strategy splits it.
-- `choose_precision_and_jit`: the one place that picks "fastest for the
-  device" defaults, and says why.
+- `choose_precision_and_jit`, `choose_fused_kernels`: the one place that
+  picks "fastest for the device" defaults, and says why.
 - `patch_multi_worker`, `patch_multi_step`: workarounds for Keras 3 `fit`
   under MultiWorkerMirroredStrategy (keras-team/keras#20585) and for
   `steps_per_execution` > 1 under MirroredStrategy (keras-team/keras#19246),
@@ -20,6 +20,8 @@ import re
 
 import keras
 import tensorflow as tf
+
+from keras_electra import cpu_kernels
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -182,6 +184,27 @@ def choose_precision_and_jit(strategy, precision=None, jit_compile=None):
     else:
         reasons.append(f"jit_compile {jit_compile} (as configured)")
     return precision, jit_compile, f"{kind}: " + "; ".join(reasons)
+
+
+def choose_fused_kernels(strategy, jit_compile, requested="auto"):
+    """(use, reason): whether the step uses the fused CPU kernels (`cpu_kernels`).
+
+    "auto" uses them for a CPU step without XLA when they compile here; True
+    requires them (an error says why they cannot be used); False never.
+    """
+    if requested is False:
+        return False, "fused CPU kernels off (as configured)"
+    kind = device_kind(strategy)
+    why_not = ("XLA (jit_compile) fuses the step itself" if jit_compile
+               else None if kind == "CPU" else f"the fused kernels are CPU kernels, not {kind}")
+    if why_not is None:
+        ops, reason = cpu_kernels.load()
+        if ops is not None:
+            return True, "fused CPU kernels on (bias + GELU, dropout masks)"
+        why_not = reason
+    if requested is True:
+        raise ValueError(f"fused_kernels=True, but they cannot be used: {why_not}.")
+    return False, f"fused CPU kernels off ({why_not})"
 
 
 @contextlib.contextmanager

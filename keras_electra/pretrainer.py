@@ -11,7 +11,7 @@ E embedding size, H hidden size.
 import keras
 import tensorflow as tf
 
-from keras_electra import masking, optimization, rng
+from keras_electra import distribute, masking, optimization, rng
 from keras_electra.layers.embeddings import ElectraEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
 from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
@@ -298,14 +298,26 @@ class ElectraPretrainer(keras.Model):
         return outputs
 
     # ------------------------------------------------------------- fit/eval
-    def compile(self, optimizer="adam", **kwargs):
+    def compile(self, optimizer="adam", fused_kernels="auto", **kwargs):
         """`keras.Model.compile`, then the optimizer's slots are created at once.
 
         Otherwise they are created inside the first traced train step, which
         makes TensorFlow trace the whole step a second time (minutes for the
         24 blocks of ELECTRA-Small on a 2-core CPU).
+
+        `fused_kernels`: "auto" computes the feed-forward bias + GELU and the
+        dropout masks with the fused CPU kernels (`keras_electra.cpu_kernels`)
+        when the step runs on CPU without XLA and they compile here; True
+        requires them; False keeps TensorFlow ops. Same function either way
+        (dropout draws from another random stream). The choice and its reason
+        are `self.fused_kernels` and `self.fused_kernels_reason`.
         """
         super().compile(optimizer=optimizer, **kwargs)
+        self.fused_kernels, self.fused_kernels_reason = distribute.choose_fused_kernels(
+            self.distribute_strategy, self.jit_compile, fused_kernels)
+        for layer in self._flatten_layers():
+            if hasattr(type(layer), "fused_kernels"):  # blocks and dropout layers
+                layer.fused_kernels = self.fused_kernels
         with self.distribute_strategy.scope():
             self.optimizer.build(self.trainable_variables)
 

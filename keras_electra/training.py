@@ -336,7 +336,7 @@ def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
     log(f"strategy: {description}; {replicas} replica(s)")
     log(f"batch: global {config.train_batch_size} = {replicas} replica(s) x "
         f"{micro_batch // replicas} per replica x {n} accumulation step(s)")
-    log(f"precision/compiler: {why}")
+    log(f"precision/compiler: {why}; {model.fused_kernels_reason}")
     if restored:
         log(f"resuming from {restored}: step {done_micro // n} of {config.num_train_steps}, "
             f"learning rate {float(model.optimizer.learning_rate.numpy()):.6g}")

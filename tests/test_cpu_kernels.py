@@ -1,0 +1,157 @@
+"""The fused CPU kernels: built and cached, the same function as TensorFlow ops,
+used by the CPU step without XLA and never under XLA, and a clear fallback."""
+
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_electra import cpu_kernels, distribute
+from keras_electra.layers.gelu import bias_gelu
+from tiny_models import random_batch, tiny_model
+
+NO_DROPOUT = {"hidden_size": 32, "num_hidden_layers": 2, "hidden_dropout_prob": 0.0,
+              "attention_probs_dropout_prob": 0.0}
+
+
+def test_kernels_compile_once_into_the_cache_and_load():
+    ops, reason = cpu_kernels.load()
+    assert ops is not None, reason
+    library = reason.split()[-1]
+    assert os.path.dirname(library) == str(cpu_kernels.cache_dir()) and os.path.isfile(library)
+    # Another process finds the library by its name and loads it without compiling.
+    code = ("import time; from keras_electra import cpu_kernels as k; t = time.time(); "
+            "ops, reason = k.load(); print(ops is not None, reason, time.time() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "True" and out[2] == library and float(out[3]) < 5.0, out
+
+
+def outputs_and_gradients(x, bias, dy, fused):
+    with tf.GradientTape() as tape:
+        tape.watch([x, bias])
+        y = bias_gelu(x, bias, fused=fused)
+    return [y, *tape.gradient(y, [x, bias], output_gradients=dy)]
+
+
+@pytest.mark.parametrize("dtype,tolerance",
+                         [("float32", 1e-5), ("bfloat16", 2e-2), ("float16", 3e-3)])
+def test_bias_gelu_kernel_is_the_erf_gelu_and_its_gradient(dtype, tolerance):
+    rs = np.random.RandomState(0)
+    x, dy = (tf.constant(rs.normal(0, 2, (3, 50, 37)), dtype) for _ in range(2))
+    bias = tf.constant(rs.normal(0, 1, 37), dtype)
+    fused = outputs_and_gradients(x, bias, dy, fused=True)
+    # The reference in float64: 0.5 h (1 + erf(h / sqrt 2)) through autodiff.
+    exact = outputs_and_gradients(*(tf.cast(t, "float64") for t in (x, bias, dy)), fused=False)
+    for name, got, want in zip(("y", "dx", "dbias"), fused, exact):
+        assert got.dtype == dtype and got.shape == want.shape, name
+        got, want = np.asarray(tf.cast(got, "float64")), want.numpy()
+        # Relative to each output's scale (the bias gradient sums 150 rows).
+        np.testing.assert_allclose(got, want, atol=tolerance * np.abs(want).max(), err_msg=name)
+    erf_gelu = 0.5 * 1.5 * (1 + math.erf(1.5 / math.sqrt(2)))
+    one = bias_gelu(tf.constant([[1.0]]), tf.constant([0.5]), fused=True)
+    assert float(one[0, 0]) == pytest.approx(erf_gelu, rel=1e-6)  # not the tanh form
+
+
+def test_bias_gelu_kernel_names_a_bias_that_does_not_fit():
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"bias must be 1-D.*\[4,5\].*\[4\]"):
+        bias_gelu(tf.ones([4, 5]), tf.ones([4]), fused=True)
+
+
+def test_dropout_scale_kernel_drops_the_rate_and_rescales():
+    shape, rate = [64, 4, 32, 32], 0.1
+    for dtype in ("float32", "bfloat16", "float16"):
+        scale = cpu_kernels.dropout_scale(shape, tf.constant([5, 7]), rate, dtype)
+        assert scale.dtype == dtype and scale.shape == shape
+        values = np.asarray(tf.cast(scale, "float32"))
+        keep = float(tf.cast(tf.constant(1 / (1 - rate)), dtype))
+        assert set(np.unique(values)) == {0.0, np.float32(keep)}
+        dropped = values == 0
+        n = dropped.size  # 262144 draws: the dropped share within 4 standard deviations
+        assert abs(dropped.mean() - rate) < 4 * math.sqrt(rate * (1 - rate) / n)
+        # No structure along any axis: every row and every column drops about the rate.
+        assert np.abs(dropped.reshape(-1, 32).mean(0) - rate).max() < 0.01
+        assert np.abs(dropped.reshape(64, -1).mean(1) - rate).max() < 0.03
+    same = cpu_kernels.dropout_scale(shape, tf.constant([5, 7]), rate, "float32").numpy() == 0
+    other = cpu_kernels.dropout_scale(shape, tf.constant([5, 8]), rate, "float32").numpy() == 0
+    assert (same == dropped).all()  # a pure function of (shape, seed)
+    # Another seed: independent masks agree on rate^2 + (1 - rate)^2 of the elements.
+    assert abs((other == dropped).mean() - (rate ** 2 + (1 - rate) ** 2)) < 0.005
+    ones = cpu_kernels.dropout_scale([1000], tf.constant([1, 2]), 0.0, "float32").numpy()
+    assert (ones == 1).all()
+
+
+def step_graph_ops(model):
+    """Op types of the traced train step (functions for the gradients included)."""
+    batch = {k: tf.constant(v) for k, v in random_batch().items()}
+    jit = model.jit_compile
+    graph = tf.function(model.train_step, jit_compile=jit).get_concrete_function(batch).graph
+    return {op.type for op in graph.get_operations()} | {
+        op.type for f in graph._functions.values() for op in f.graph.get_operations()}
+
+
+def test_cpu_step_uses_the_kernels_and_xla_step_does_not():
+    model = tiny_model()
+    model.compile(optimizer="adam", jit_compile=False)
+    assert model.fused_kernels and "on" in model.fused_kernels_reason
+    ops = step_graph_ops(model)
+    assert {"ElectraBiasGelu", "ElectraBiasGeluGrad", "ElectraDropoutScale"} <= ops
+
+    model = tiny_model()
+    model.compile(optimizer="adam", jit_compile=True)
+    assert not model.fused_kernels and "XLA" in model.fused_kernels_reason
+    assert not {o for o in step_graph_ops(model) if o.startswith("Electra")}
+
+    model = tiny_model()
+    model.compile(optimizer="adam", jit_compile=False, fused_kernels=False)
+    assert not model.fused_kernels and "as configured" in model.fused_kernels_reason
+    assert not {o for o in step_graph_ops(model) if o.startswith("Electra")}
+
+
+def loss_and_gradients(fused, precision):
+    with distribute.dtype_policy(precision):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(model_hparam_overrides=NO_DROPOUT)
+    model.compile(optimizer="adam", fused_kernels=fused)
+    with tf.GradientTape() as tape:
+        out = model.compute_pretraining_outputs(random_batch(pad_from=10),
+                                                tf.constant(3, tf.int64), training=True)
+    gradients = tape.gradient(out["loss"], model.trainable_variables)
+    return float(out["loss"]), {v.path: np.asarray(tf.convert_to_tensor(g))
+                                for v, g in zip(model.trainable_variables, gradients)}
+
+
+@pytest.mark.parametrize("precision,tolerance", [("fp32", 1e-5), ("bf16", 3e-2)])
+def test_fused_step_computes_the_same_loss_and_gradients(precision, tolerance):
+    fused_loss, fused = loss_and_gradients(True, precision)
+    plain_loss, plain = loss_and_gradients(False, precision)
+    assert fused_loss == pytest.approx(plain_loss, rel=tolerance)
+    for path, want in plain.items():
+        if "key/bias" in path:  # exactly 0 in exact arithmetic: rounding noise only
+            continue
+        np.testing.assert_allclose(fused[path], want, err_msg=path,
+                                   atol=tolerance * max(np.abs(want).max(), 1e-6))
+
+
+def test_without_a_compiler_the_step_falls_back_with_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu_kernels, "_loaded", {})
+    monkeypatch.setenv("KERAS_ELECTRA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    ops, reason = cpu_kernels.load()
+    assert ops is None and "no C++ compiler" in reason and "no-such-compiler" in reason
+    assert not list((tmp_path / "cache").iterdir())  # nothing half-written
+    strategy = tf.distribute.get_strategy()
+    use, why = distribute.choose_fused_kernels(strategy, jit_compile=False)
+    assert not use and "no C++ compiler" in why
+    with pytest.raises(ValueError, match=r"fused_kernels=True.*no C\+\+ compiler"):
+        distribute.choose_fused_kernels(strategy, jit_compile=False, requested=True)
+    model = tiny_model()
+    model.compile(optimizer="adam", jit_compile=False)
+    assert not model.fused_kernels
+    assert model.fit(tf.data.Dataset.from_tensors(random_batch()).repeat(), steps_per_epoch=1,
+                     verbose=0).history["loss"][0] > 0
