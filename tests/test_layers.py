@@ -9,7 +9,7 @@ from keras_electra.layers.dropout import Dropout
 from keras_electra.layers.embeddings import ElectraEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
 from keras_electra.layers.gelu import gelu
-from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
+from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead, vocab_logits
 from keras_electra.layers.transformer_block import ElectraTransformerBlock, attention_bias
 
 IDS = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
@@ -110,6 +110,41 @@ def test_generator_head_ties_to_the_given_table():
     assert logits.shape == (2, 3, 12) and logits.dtype == np.float32
     x = head.layer_norm(head.dense(hidden)).numpy()
     np.testing.assert_allclose(logits, x @ table.T + head.output_bias.numpy(), atol=1e-5)
+
+
+def test_vocab_logits_float32_forward_and_compute_dtype_gradients():
+    rs = np.random.RandomState(4)
+    rows = tf.constant(rs.normal(size=(6, 8)), "bfloat16")
+    table = tf.constant(rs.normal(size=(40, 8)), "float32")
+    d_logits = tf.constant(rs.normal(size=(6, 40)), "float32")
+
+    def run(compute_dtype):
+        with tf.GradientTape() as tape:
+            tape.watch([rows, table])
+            logits = vocab_logits(rows, table, compute_dtype)
+        return [logits, *tape.gradient(logits, [rows, table], output_gradients=d_logits)]
+
+    mixed, exact = run("bfloat16"), run("float32")
+    assert mixed[0].dtype == "float32"
+    np.testing.assert_array_equal(mixed[0], exact[0])  # the logits stay float32
+    for got, want in zip(mixed[1:], exact[1:]):  # gradients: bfloat16 products
+        assert got.dtype == want.dtype
+        want = np.asarray(tf.cast(want, "float32"))
+        got = np.asarray(tf.cast(got, "float32"))
+        np.testing.assert_allclose(got, want, atol=1e-2 * np.abs(want).max())
+        assert not np.array_equal(got, want)  # they did run in bfloat16
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(table)
+            logits = vocab_logits(rows, table, "bfloat16")
+        return tape.gradient(logits, table, output_gradients=d_logits)
+    graph = step.get_concrete_function().graph
+    matmuls = [op for f in [graph, *(f.graph for f in graph._functions.values())]
+               for op in f.get_operations() if op.type == "MatMul"]
+    kinds = [op.get_attr("T") for op in matmuls]
+    assert kinds.count(tf.float32) == 1 and kinds.count(tf.bfloat16) == 2, kinds
 
 
 def test_discriminator_head():
