@@ -1,6 +1,7 @@
 """Single-kernel timings behind the train-step profile: TF's oneDNN matmul vs XLA's dot,
-the element-wise ops of the FFN in bfloat16 vs float32, and the forms of a dense layer
-(forward + backward) that `ElectraTransformerBlock` chooses between.
+the element-wise ops of the FFN in bfloat16 vs float32, the forms of a dense layer
+(forward + backward) that `ElectraTransformerBlock` chooses between, and TF ops vs the
+fused CPU kernels (`keras_electra.cpu_kernels`).
 
     python benchmarks/kernels.py
     XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/kernels.py   # try XLA CPU flags
@@ -64,6 +65,7 @@ def main(argv=None):
         f32 = best_ms(tf.function(op), x32)
         print(f"  {name:18s} bf16 {f16:6.2f} ms   float32 {f32:6.2f} ms")
     print_dense_forms(tf, best_ms, m, k, n)
+    print_fused_kernels(tf, best_ms, m, n)
     return 0
 
 
@@ -92,6 +94,44 @@ def print_dense_forms(tf, best_ms, m, k, n, batch=32):
             grads = tape.gradient(y, [x, w, b], output_gradients=upstream)
             return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])  # all 3 run
         print(f"  {name:44s} {best_ms(step):6.2f} ms")
+
+
+def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), rate=0.1):
+    """TF ops vs `keras_electra.cpu_kernels`: bias + GELU forward + backward, dropout factor."""
+    from keras_electra.cpu_kernels import load
+    from keras_electra.layers.dropout import random_keep_mask
+    from keras_electra.layers.gelu import bias_gelu
+    ops, reason = load()
+    if ops is None:
+        print(f"fused CPU kernels unavailable: {reason}")
+        return
+    x = tf.cast(tf.random.normal([m, n]), tf.bfloat16)
+    bias = tf.cast(tf.random.normal([n]), tf.bfloat16)
+    upstream = tf.cast(tf.random.normal([m, n]), tf.bfloat16)
+    seed = tf.constant([3, 4])
+    print(f"bias + GELU on bf16 [{m}, {n}], forward + gradients of x and bias; dropout factor "
+          f"for bf16 {list(attention_shape)}:")
+    for name, fused in (("TF ops", False), ("fused kernel", True)):
+        @tf.function
+        def step(fused=fused):
+            with tf.GradientTape() as tape:
+                tape.watch([x, bias])
+                y = bias_gelu(x, bias, fused=fused)
+            dx, db = tape.gradient(y, [x, bias], output_gradients=upstream)
+            return tf.reduce_sum(tf.cast(db, tf.float32)) + tf.cast(dx[0, 0], tf.float32)
+
+        @tf.function
+        def factor(fused=fused):
+            if fused:
+                scale = ops.electra_dropout_scale(attention_shape, seed, rate=rate, T=tf.bfloat16)
+            else:
+                keep = random_keep_mask(tf.constant(attention_shape), attention_shape[-1], rate,
+                                        seed)
+                scale = tf.where(keep, tf.constant(1 / (1 - rate), tf.bfloat16),
+                                 tf.constant(0, tf.bfloat16))
+            return scale[0, 0, 0, 0]
+        print(f"  {name:14s} bias + GELU {best_ms(step):6.2f} ms   dropout factor "
+              f"{best_ms(factor):6.2f} ms")
 
 
 if __name__ == "__main__":

@@ -305,8 +305,8 @@ class ElectraPretrainer(keras.Model):
         makes TensorFlow trace the whole step a second time (minutes for the
         24 blocks of ELECTRA-Small on a 2-core CPU).
 
-        `fused_kernels`: "auto" computes the feed-forward bias + GELU and the
-        dropout masks with the fused CPU kernels (`keras_electra.cpu_kernels`)
+        `fused_kernels`: "auto" computes the feed-forward bias + GELU, the
+        residual + LayerNorm and the dropout masks with the fused CPU kernels (`keras_electra.cpu_kernels`)
         when the step runs on CPU without XLA and they compile here; True
         requires them; False keeps TensorFlow ops. Same function either way
         (dropout draws from another random stream). The choice and its reason

@@ -1,5 +1,6 @@
-"""The fused CPU kernels: built and cached, the same function as TensorFlow ops,
-used by the CPU step without XLA and never under XLA, and a clear fallback."""
+"""The fused CPU kernels: built and cached, the same function as TensorFlow ops
+(bias + GELU, residual + LayerNorm, dropout's factor), used by the CPU step
+without XLA and never under XLA, and a clear fallback."""
 
 import math
 import os
@@ -63,6 +64,33 @@ def test_bias_gelu_kernel_names_a_bias_that_does_not_fit():
         bias_gelu(tf.ones([4, 5]), tf.ones([4]), fused=True)
 
 
+@pytest.mark.parametrize("dtype,tolerance",
+                         [("float32", 1e-5), ("bfloat16", 3e-2), ("float16", 5e-3)])
+def test_add_layer_norm_kernel_is_keras_layer_norm_of_the_sum(dtype, tolerance):
+    rs = np.random.RandomState(1)
+    a, b, dy = (tf.constant(rs.normal(1, 3, (3, 50, 37)), dtype) for _ in range(3))
+    layer = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float64")
+    layer.build((None, 37))
+    layer.set_weights([rs.normal(1, 0.5, 37), rs.normal(0, 0.5, 37)])
+
+    def outputs_and_gradients(a, b, dy, fused):
+        with tf.GradientTape() as tape:
+            tape.watch([a, b])
+            y = cpu_kernels.add_layer_norm(a, b, layer) if fused else layer(a + b)
+        return [y, *tape.gradient(y, [a, b, *layer.trainable_variables], output_gradients=dy)]
+
+    fused = outputs_and_gradients(a, b, dy, fused=True)
+    exact = outputs_and_gradients(*(tf.cast(t, "float64") for t in (a, b, dy)), fused=False)
+    names = ("y", "da", "db", "dgamma", "dbeta")
+    for name, got, want in zip(names, fused, exact):
+        assert got.shape == want.shape, name
+        got, want = np.asarray(tf.cast(got, "float64")), np.asarray(want)
+        np.testing.assert_allclose(got, want, atol=tolerance * np.abs(want).max(), err_msg=name)
+    assert fused[0].dtype == dtype
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gamma's size"):
+        cpu_kernels.add_layer_norm(tf.ones([4, 5]), tf.ones([4, 5]), layer)
+
+
 def test_dropout_scale_kernel_drops_the_rate_and_rescales():
     shape, rate = [64, 4, 32, 32], 0.1
     for dtype in ("float32", "bfloat16", "float16"):
@@ -100,7 +128,8 @@ def test_cpu_step_uses_the_kernels_and_xla_step_does_not():
     model.compile(optimizer="adam", jit_compile=False)
     assert model.fused_kernels and "on" in model.fused_kernels_reason
     ops = step_graph_ops(model)
-    assert {"ElectraBiasGelu", "ElectraBiasGeluGrad", "ElectraDropoutScale"} <= ops
+    assert {"ElectraBiasGelu", "ElectraBiasGeluGrad", "ElectraDropoutScale",
+            "ElectraAddLayerNorm", "ElectraAddLayerNormGrad"} <= ops
 
     model = tiny_model()
     model.compile(optimizer="adam", jit_compile=True)
@@ -138,10 +167,11 @@ def test_fused_step_computes_the_same_loss_and_gradients(precision, tolerance):
                                    atol=tolerance * max(np.abs(want).max(), 1e-6))
 
 
-def test_without_a_compiler_the_step_falls_back_with_the_reason(monkeypatch, tmp_path):
-    monkeypatch.setattr(cpu_kernels, "_loaded", {})
+def test_without_a_compiler_the_step_falls_back_with_the_reason(monkeypatch, tmp_path, request):
     monkeypatch.setenv("KERAS_ELECTRA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    cpu_kernels.load.cache_clear()
+    request.addfinalizer(cpu_kernels.load.cache_clear)  # later tests load the real library
     ops, reason = cpu_kernels.load()
     assert ops is None and "no C++ compiler" in reason and "no-such-compiler" in reason
     assert not list((tmp_path / "cache").iterdir())  # nothing half-written

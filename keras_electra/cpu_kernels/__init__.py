@@ -2,12 +2,14 @@
 
 TensorFlow's executor runs every element-wise op as its own pass over memory.
 For ELECTRA-Small on CPU, the feed-forward GELU and its bias then cost about
-a fifth of the train step, and dropout's random numbers a tenth
-(docs/performance.md). Here:
+a fifth of the train step, dropout's random numbers and LayerNorm a few
+percent each (docs/performance.md). Here:
 - `bias_gelu`: gelu(x + bias) in one pass forward and one backward;
 - `dropout_scale`: dropout's factor (0 or 1 / (1 - rate)) from a
   counter-based hash in one pass, instead of Philox bits, a compare and a
-  select.
+  select;
+- `add_layer_norm`: LayerNorm(a + b), the post-LN residual, reading each
+  row once each way.
 
 The kernels are C++ sources next to this file. `load()` compiles them once
 with the system C++ compiler (`$CXX`, else g++) and TensorFlow's own flags
@@ -24,6 +26,7 @@ decides, and the startup summary of `keras-electra pretrain` prints it. Under
 that XLA fuses itself.
 """
 
+import functools
 import hashlib
 import os
 import platform
@@ -35,19 +38,16 @@ import tensorflow as tf
 
 SOURCES = sorted(Path(__file__).parent.glob("*.cc"))
 
-_loaded = {}  # "ops" -> (module or None, reason)
-
 
 def cache_dir():
     return Path(os.environ.get("KERAS_ELECTRA_CACHE")
                 or Path.home() / ".cache" / "keras_electra")
 
 
+@functools.cache
 def load():
     """(op module, reason) or (None, why not). Compiles at most once per process."""
-    if "ops" not in _loaded:
-        _loaded["ops"] = _build_and_load(SOURCES)
-    return _loaded["ops"]
+    return _build_and_load(SOURCES)
 
 
 def _cpu_signature():
@@ -66,7 +66,7 @@ def _build_and_load(sources):
     # Eigen's headers, hence the -mno- variant first.
     variants = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
     key = hashlib.sha256("\n".join([
-        *(source.read_text() for source in sources), tf.__version__, tf.sysconfig.get_include(), compiler,
+        *(source.read_text() for source in sources), tf.__version__, compiler,
         _compiler_version(compiler), _cpu_signature(), " ".join(flags)]).encode()).hexdigest()
     target = cache_dir() / f"cpu_kernels-{key[:16]}.so"
     if not target.exists():
@@ -97,7 +97,7 @@ def _compile(compiler, sources, target, flags, variants):
     for arch in variants:
         fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=target.parent)
         os.close(fd)
-        command = [compiler, "-shared", "-fPIC", "-O3", *arch, *map(str, sources), "-o", tmp, *flags,
+        command = [compiler, "-shared", "-fPIC", "-O3", "-fopenmp-simd", *arch, *map(str, sources), "-o", tmp, *flags,
                    "-Wno-deprecated-declarations"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -142,3 +142,21 @@ def dropout_scale(shape, seed, rate, dtype):
     """Dropout's factor for a tensor of `shape`: 0 with probability `rate`, else
     1 / (1 - rate), as `dtype`; a pure function of (shape, seed), seed int32 [2]."""
     return _ops().electra_dropout_scale(shape, seed, rate=rate, T=dtype)
+
+
+def add_layer_norm(a, b, layer):
+    """`layer(a + b)` for a Keras `LayerNormalization` over the last axis (with
+    center and scale), in one pass each way; returns a's dtype."""
+    ops = _ops()
+    gamma, beta = tf.cast(layer.gamma, tf.float32), tf.cast(layer.beta, tf.float32)
+
+    @tf.custom_gradient
+    def fused(a, b, gamma, beta):
+        y, mean, rstd = ops.electra_add_layer_norm(a, b, gamma, beta, epsilon=layer.epsilon)
+
+        def grad(dy):
+            dx, dgamma, dbeta = ops.electra_add_layer_norm_grad(dy, a, b, gamma, mean, rstd)
+            return dx, dx, dgamma, dbeta
+        return y, grad
+
+    return fused(a, b, gamma, beta)

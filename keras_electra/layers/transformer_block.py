@@ -6,6 +6,7 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from keras_electra import cpu_kernels
 from keras_electra.layers.gelu import bias_gelu, gelu
 
 # Added to the attention scores of padding keys (as keras' masked softmax).
@@ -52,8 +53,9 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
     (2, 8, 64)
     """
 
-    # Set by `ElectraPretrainer.compile`: gelu(x + bias) through the fused CPU
-    # kernels (`keras_electra.cpu_kernels`). A runtime choice, not configuration.
+    # Set by `ElectraPretrainer.compile`: gelu(x + bias) and LayerNorm(a + b)
+    # through the fused CPU kernels (`keras_electra.cpu_kernels`). A runtime
+    # choice, not configuration.
     fused_kernels = False
 
     def build(self, inputs_shape):
@@ -65,10 +67,10 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
         batch, length = tf.shape(inputs)[0], tf.shape(inputs)[1]
         with tf.name_scope("self_attention"):
             attended = self._self_attention(inputs, attention_bias, batch, length, training)
-        x = self._self_attention_layer_norm(attended + inputs)  # (B, L, H)
+        x = self._add_layer_norm(self._self_attention_layer_norm, attended, inputs)  # (B, L, H)
         with tf.name_scope("feedforward"):
             h = self._feedforward(x, batch, length, training)
-        return self._feedforward_layer_norm(h + x)
+        return self._add_layer_norm(self._feedforward_layer_norm, h, x)
 
     def _self_attention(self, inputs, attention_bias, batch, length, training):
         attention, hidden = self._self_attention_layer, inputs.shape[-1]
@@ -99,6 +101,12 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
         h = dense(tf.reshape(h, [-1, h.shape[-1]]), self._cast(down.kernel),
                   self._cast(down.bias), batch, length)  # (B, L, H)
         return self._feedforward_dropout(h, training=training)
+
+    def _add_layer_norm(self, layer_norm, a, b):
+        """layer_norm(a + b): the residual and its LayerNorm (one CPU kernel when fused)."""
+        if self.fused_kernels:
+            return cpu_kernels.add_layer_norm(a, b, layer_norm)
+        return layer_norm(a + b)
 
     def _cast(self, variable):
         return tf.cast(variable, self.compute_dtype)
