@@ -19,6 +19,10 @@ class Dropout(keras.layers.Dropout):
     kept values are scaled by 1 / (1 - rate) as usual. Same layer otherwise
     (config, seed generator, `noise_shape` falls back to Keras).
 
+    In the CPU step without XLA (`fused_kernels`), one kernel writes the
+    factor (0 or 1 / (1 - rate)) from a counter-based hash of (seed, element)
+    instead: the drop probability is round(rate * 2^24) / 2^24 there.
+
     Example:
     >>> layer = Dropout(0.1, seed=0)
     >>> out = layer(np.ones((4, 1000)), training=True)
