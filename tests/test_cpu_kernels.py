@@ -73,14 +73,14 @@ def test_add_layer_norm_kernel_is_keras_layer_norm_of_the_sum(dtype, tolerance):
     layer.build((None, 37))
     layer.set_weights([rs.normal(1, 0.5, 37), rs.normal(0, 0.5, 37)])
 
-    def outputs_and_gradients(a, b, dy, fused):
+    def layer_norm_and_gradients(a, b, dy, fused):
         with tf.GradientTape() as tape:
             tape.watch([a, b])
             y = cpu_kernels.add_layer_norm(a, b, layer) if fused else layer(a + b)
         return [y, *tape.gradient(y, [a, b, *layer.trainable_variables], output_gradients=dy)]
 
-    fused = outputs_and_gradients(a, b, dy, fused=True)
-    exact = outputs_and_gradients(*(tf.cast(t, "float64") for t in (a, b, dy)), fused=False)
+    fused = layer_norm_and_gradients(a, b, dy, fused=True)
+    exact = layer_norm_and_gradients(*(tf.cast(t, "float64") for t in (a, b, dy)), fused=False)
     names = ("y", "da", "db", "dgamma", "dbeta")
     for name, got, want in zip(names, fused, exact):
         assert got.shape == want.shape, name
