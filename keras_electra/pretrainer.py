@@ -306,11 +306,12 @@ class ElectraPretrainer(keras.Model):
         24 blocks of ELECTRA-Small on a 2-core CPU).
 
         `fused_kernels`: "auto" computes the feed-forward bias + GELU, the
-        residual + LayerNorm and the dropout masks with the fused CPU kernels (`keras_electra.cpu_kernels`)
-        when the step runs on CPU without XLA and they compile here; True
-        requires them; False keeps TensorFlow ops. Same function either way
-        (dropout draws from another random stream). The choice and its reason
-        are `self.fused_kernels` and `self.fused_kernels_reason`.
+        residual + LayerNorm and the dropout masks with the fused CPU kernels
+        (`keras_electra.cpu_kernels`) when the step runs on CPU without XLA
+        and they compile here; True requires them; False keeps TensorFlow ops.
+        Same function either way (dropout draws from another random stream).
+        The choice and its reason are `self.fused_kernels` and
+        `self.fused_kernels_reason`.
         """
         super().compile(optimizer=optimizer, **kwargs)
         self.fused_kernels, self.fused_kernels_reason = distribute.choose_fused_kernels(

@@ -97,8 +97,8 @@ def _compile(compiler, sources, target, flags, variants):
     for arch in variants:
         fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=target.parent)
         os.close(fd)
-        command = [compiler, "-shared", "-fPIC", "-O3", "-fopenmp-simd", *arch, *map(str, sources), "-o", tmp, *flags,
-                   "-Wno-deprecated-declarations"]
+        command = [compiler, "-shared", "-fPIC", "-O3", "-fopenmp-simd", *arch,
+                   *map(str, sources), "-o", tmp, *flags, "-Wno-deprecated-declarations"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.SubprocessError) as e:
