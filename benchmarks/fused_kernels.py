@@ -10,24 +10,16 @@ traced train function each, stepped in turn as in `transformer_block.py`: many
 short alternations, then each side's median, lower quartile and best step.
 """
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import (add_shape_arguments, build_ours, step_caller,  # noqa: E402
-                        time_interleaved)
-from transformer_block import report  # noqa: E402
+from train_step import build_ours, step_caller, time_interleaved  # noqa: E402
+from transformer_block import parse_ab_arguments, report  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_shape_arguments(parser)
-    parser.add_argument("--steps", type=int, default=1, help="steps per model per round")
-    parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_ab_arguments(__doc__, argv)
 
     fused, data = build_ours(args.preset, args.batch, args.seq, args.precision, False,
                              fused_kernels=True)

@@ -46,13 +46,19 @@ def quartile(values):
     return statistics.quantiles(values, n=4, method="inclusive")[0]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_ab_arguments(doc, argv):
+    """Shape, --steps and --rounds of a two-model in-process A/B (this script and
+    fused_kernels.py)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     add_shape_arguments(parser)
     parser.add_argument("--steps", type=int, default=1, help="steps per model per round")
     parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_ab_arguments(__doc__, argv)
 
     ours, data = build_ours(args.preset, args.batch, args.seq, args.precision, False)
     reference, _ = build_ours(args.preset, args.batch, args.seq, args.precision, False)
