@@ -99,7 +99,7 @@ def print_dense_forms(tf, best_ms, m, k, n, batch=32):
 def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), rate=0.1):
     """TF ops vs `keras_electra.cpu_kernels`: bias + GELU forward + backward, dropout factor."""
     from keras_electra.cpu_kernels import load
-    from keras_electra.layers.dropout import random_keep_mask
+    from keras_electra.layers.dropout import dropout_factor
     from keras_electra.layers.gelu import bias_gelu
     ops, reason = load()
     if ops is None:
@@ -122,13 +122,8 @@ def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), ra
 
         @tf.function
         def factor(fused=fused):
-            if fused:
-                scale = ops.electra_dropout_scale(attention_shape, seed, rate=rate, T=tf.bfloat16)
-            else:
-                keep = random_keep_mask(tf.constant(attention_shape), attention_shape[-1], rate,
-                                        seed)
-                scale = tf.where(keep, tf.constant(1 / (1 - rate), tf.bfloat16),
-                                 tf.constant(0, tf.bfloat16))
+            scale = dropout_factor(tf.constant(attention_shape), attention_shape[-1], rate, seed,
+                                   tf.bfloat16, fused=fused)
             return scale[0, 0, 0, 0]
         print(f"  {name:14s} bias + GELU {best_ms(step):6.2f} ms   dropout factor "
               f"{best_ms(factor):6.2f} ms")

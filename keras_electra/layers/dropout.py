@@ -38,12 +38,18 @@ class Dropout(keras.layers.Dropout):
             return super().call(inputs, training=training)
         x = tf.convert_to_tensor(inputs)
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        if self.fused_kernels:
-            return x * cpu_kernels.dropout_scale(tf.shape(x), seed, self.rate, x.dtype)
-        keep = random_keep_mask(tf.shape(x), x.shape[-1], self.rate, seed)
-        scale = tf.where(keep, tf.constant(1 / (1 - self.rate), x.dtype),
-                         tf.constant(0, x.dtype))
-        return x * scale
+        return x * dropout_factor(tf.shape(x), x.shape[-1], self.rate, seed, x.dtype,
+                                  fused=self.fused_kernels)
+
+
+def dropout_factor(shape, depth, rate, seed, dtype, fused=False):
+    """0 with probability `rate`, else 1 / (1 - rate), as `dtype`, for a tensor of
+    `shape` (last dim `depth`, static); `fused` draws it with one CPU kernel
+    (`keras_electra.cpu_kernels`, a hash), else from 16-bit Philox draws."""
+    if fused:
+        return cpu_kernels.dropout_scale(shape, seed, rate, dtype)
+    keep = random_keep_mask(shape, depth, rate, seed)
+    return tf.where(keep, tf.constant(1 / (1 - rate), dtype), tf.constant(0, dtype))
 
 
 def random_keep_mask(shape, depth, rate, seed):
