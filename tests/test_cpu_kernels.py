@@ -112,6 +112,8 @@ def test_dropout_scale_kernel_drops_the_rate_and_rescales():
     assert abs((other == dropped).mean() - (rate ** 2 + (1 - rate) ** 2)) < 0.005
     ones = cpu_kernels.dropout_scale([1000], tf.constant([1, 2]), 0.0, "float32").numpy()
     assert (ones == 1).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"seed must have 2 elements.*\[3\]"):
+        cpu_kernels.dropout_scale([10], tf.constant([1, 2, 3]), rate, "float32")
 
 
 def step_graph_ops(model):
