@@ -200,7 +200,8 @@ def choose_fused_kernels(strategy, jit_compile, requested="auto"):
     if why_not is None:
         ops, reason = cpu_kernels.load()
         if ops is not None:
-            return True, "fused CPU kernels on (bias + GELU, residual + LayerNorm, dropout masks)"
+            return True, ("fused CPU kernels on (bias + GELU, residual + LayerNorm, "
+                          "dropout masks, vocabulary loss)")
         why_not = reason
     if requested is True:
         raise ValueError(f"fused_kernels=True, but they cannot be used: {why_not}.")

@@ -11,7 +11,7 @@ E embedding size, H hidden size.
 import keras
 import tensorflow as tf
 
-from keras_electra import distribute, masking, optimization, rng
+from keras_electra import cpu_kernels, distribute, masking, optimization, rng
 from keras_electra.layers.embeddings import ElectraEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
 from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
@@ -58,6 +58,8 @@ class ElectraPretrainer(keras.Model):
         special_token_ids: dict with "cls", "sep", "mask" (and "pad") ids.
         seed: int. Seeds masking and sampling (step-indexed, replica-invariant).
     """
+
+    fused_kernels = False  # `compile` decides
 
     def __init__(self, vocab_size=30522, embedding_size=128, hidden_size=256,
                  num_hidden_layers=12, num_attention_heads=4, intermediate_size=1024,
@@ -258,13 +260,14 @@ class ElectraPretrainer(keras.Model):
             gathered = tf.gather(gen_hidden, positions, batch_dims=1)  # (B, N, H_gen)
             mlm_logits = self.generator_predictions(
                 gathered, self.generator_embeddings.embedding_table)  # (B, N, V)
-        mlm_nll, mlm_probs = _nll_and_softmax(mlm_logits, masked_lm_ids)  # (B, N), (B, N, V)
+        mlm_nll, mlm_probs, mlm_preds, block_sums = softmax_nll(
+            mlm_logits, masked_lm_ids, self.fused_kernels)  # (B, N), (B, N, V), (B, N), (B, N, V/S)
         mlm_loss = tf.reduce_sum(weights * mlm_nll) / (_global_sum(tf.reduce_sum(weights)) + 1e-6)
         outputs = {
             "masked_input_ids": masked_ids, "masked_lm_positions": positions,
             "masked_lm_ids": masked_lm_ids, "masked_lm_weights": weights,
             "mlm_logits": mlm_logits, "mlm_nll": mlm_nll,
-            "mlm_preds": tf.argmax(mlm_logits, -1, output_type=tf.int32),
+            "mlm_preds": mlm_preds,
             "mlm_loss": mlm_loss, "loss": self.gen_weight * mlm_loss,
         }
         if not self.electra_objective:
@@ -272,14 +275,14 @@ class ElectraPretrainer(keras.Model):
 
         # Fake data: the generator's samples replace the masked-out tokens.
         if self.temperature == 1.0 and not self.disallow_correct:
-            sample_probs = mlm_probs  # the loss's softmax: computed once
+            sample_probs, sample_block_sums = mlm_probs, block_sums  # computed once, for the loss
         else:
-            sample_probs = masking.sampling_probs(
+            sample_probs, sample_block_sums = masking.sampling_probs(
                 mlm_logits, self.temperature,
-                disallow_ids=masked_lm_ids if self.disallow_correct else None)
+                disallow_ids=masked_lm_ids if self.disallow_correct else None), None
         sampled = masking.sample_tokens(
             sample_probs, key_block=key(rng.SAMPLE_BLOCK), key_token=key(rng.SAMPLE_TOKEN),
-            example_ids=example_ids)
+            example_ids=example_ids, block_sums=sample_block_sums)
         fake_ids, labels = masking.replace_tokens(input_ids, positions, weights, sampled)
 
         # Discriminator: which tokens were replaced? Loss over all real tokens.
@@ -306,7 +309,8 @@ class ElectraPretrainer(keras.Model):
         24 blocks of ELECTRA-Small on a 2-core CPU).
 
         `fused_kernels`: "auto" computes the feed-forward bias + GELU, the
-        residual + LayerNorm and the dropout masks with the fused CPU kernels
+        residual + LayerNorm, the dropout masks and the generator's loss over
+        the vocabulary with the fused CPU kernels
         (`keras_electra.cpu_kernels`) when the step runs on CPU without XLA
         and they compile here; True requires them; False keeps TensorFlow ops.
         Same function either way (dropout draws from another random stream).
@@ -317,7 +321,7 @@ class ElectraPretrainer(keras.Model):
         self.fused_kernels, self.fused_kernels_reason = distribute.choose_fused_kernels(
             self.distribute_strategy, self.jit_compile, fused_kernels)
         for layer in self._flatten_layers():
-            if hasattr(type(layer), "fused_kernels"):  # blocks and dropout layers
+            if hasattr(type(layer), "fused_kernels"):  # the model, blocks and dropout layers
                 layer.fused_kernels = self.fused_kernels
         with self.distribute_strategy.scope():
             self.optimizer.build(self.trainable_variables)
@@ -386,6 +390,19 @@ def tower_kwargs(disc, gen):
         max_position_embeddings=disc.get("max_position_embeddings", 512),
         type_vocab_size=disc.get("type_vocab_size", 2),
         initializer_range=disc.get("initializer_range", 0.02))
+
+
+def softmax_nll(logits, labels, fused=False):
+    """The masked-LM loss and what the sampler and metrics reuse of it:
+    (-log softmax(logits)[labels], softmax(logits), argmax(logits),
+    `masking.sum_blocks` of the softmax). Only the loss has a gradient.
+    `fused`: one CPU kernel each way (`keras_electra.cpu_kernels`), else
+    TensorFlow ops; the same numbers to float32 rounding."""
+    if fused:
+        return cpu_kernels.softmax_nll(logits, labels, masking.SAMPLE_BLOCK_SIZE)
+    nll, probs = _nll_and_softmax(logits, labels)
+    return (nll, probs, tf.argmax(logits, -1, output_type=tf.int32),
+            masking.sum_blocks(probs))
 
 
 @tf.custom_gradient

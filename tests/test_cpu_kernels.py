@@ -1,6 +1,7 @@
 """The fused CPU kernels: built and cached, the same function as TensorFlow ops
-(bias + GELU, residual + LayerNorm, dropout's factor), used by the CPU step
-without XLA and never under XLA, and a clear fallback."""
+(bias + GELU, residual + LayerNorm, dropout's factor, the masked-LM loss over the
+vocabulary), used by the CPU step without XLA and never under XLA, and a clear
+fallback."""
 
 import math
 import os
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_electra import cpu_kernels, distribute
+from keras_electra import cpu_kernels, distribute, masking, rng
 from keras_electra.layers.gelu import bias_gelu
+from keras_electra.pretrainer import softmax_nll
 from tiny_models import random_batch, tiny_model
 
 NO_DROPOUT = {"hidden_size": 32, "num_hidden_layers": 2, "hidden_dropout_prob": 0.0,
@@ -116,6 +118,68 @@ def test_dropout_scale_kernel_drops_the_rate_and_rescales():
         cpu_kernels.dropout_scale([10], tf.constant([1, 2, 3]), rate, "float32")
 
 
+def loss_outputs_and_gradient(logits, labels, d_nll, fused):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        nll, probs, argmax, block_sums = softmax_nll(logits, labels, fused=fused)
+    return nll, probs, argmax, block_sums, tape.gradient(nll, logits, output_gradients=d_nll)
+
+
+@pytest.mark.parametrize("shape,vocab", [((3, 5), 1000), ((2, 3), 257), ((7,), 256), ((4,), 1)])
+def test_softmax_nll_kernel_is_the_loss_softmax_argmax_and_block_sums(shape, vocab):
+    rs = np.random.RandomState(3)
+    logits = rs.normal(0, 4, shape + (vocab,)).astype("float32")
+    logits[..., vocab // 2] = logits[..., vocab // 3] = logits.max() + 1  # a tie: the first wins
+    labels = rs.randint(0, vocab, shape).astype("int32")
+    d_nll = rs.normal(0, 1, shape).astype("float32")
+    nll, probs, argmax, block_sums, d_logits = loss_outputs_and_gradient(
+        *map(tf.constant, (logits, labels, d_nll)), fused=True)
+    # float64 references.
+    x = logits.astype("float64")
+    want_probs = np.exp(x - x.max(-1, keepdims=True))
+    want_probs /= want_probs.sum(-1, keepdims=True)
+    picked = np.take_along_axis(want_probs, labels[..., None], -1)[..., 0]
+    np.testing.assert_allclose(nll, -np.log(picked), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(argmax, np.full(shape, vocab // 3 if vocab > 2 else 0))
+    blocks = -(-vocab // masking.SAMPLE_BLOCK_SIZE)
+    padded = np.pad(want_probs, [(0, 0)] * len(shape) + [(0, blocks * 256 - vocab)])
+    want_sums = padded.reshape(shape + (blocks, 256)).sum(-1)
+    np.testing.assert_allclose(block_sums, want_sums, rtol=1e-5, atol=1e-7)
+    one_hot = np.eye(vocab)[labels]
+    np.testing.assert_allclose(d_logits, (want_probs - one_hot) * d_nll[..., None],
+                               rtol=1e-5, atol=1e-6)
+    # And the TF-ops path gives the same five outputs.
+    plain = loss_outputs_and_gradient(*map(tf.constant, (logits, labels, d_nll)), fused=False)
+    for name, got, want in zip(("nll", "probs", "argmax", "block sums", "d_logits"),
+                               (nll, probs, argmax, block_sums, d_logits), plain):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_softmax_nll_kernel_names_a_label_outside_the_vocabulary():
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label 9 at row 1 .*\[0, 8\)"):
+        softmax_nll(tf.zeros([2, 8]), tf.constant([0, 9]), fused=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must have.*\[2,8\].*\[3\]"):
+        softmax_nll(tf.zeros([2, 8]), tf.constant([0, 1, 2]), fused=True)
+
+
+def test_sampler_draws_the_same_tokens_from_the_kernels_block_sums():
+    rs = np.random.RandomState(4)
+    logits = tf.constant(rs.normal(0, 3, (6, 19, 30522)), tf.float32)
+    labels = tf.constant(rs.randint(0, 30522, (6, 19)), tf.int32)
+    keys = {"key_block": rng.step_key(0, 5, rng.SAMPLE_BLOCK),
+            "key_token": rng.step_key(0, 5, rng.SAMPLE_TOKEN),
+            "example_ids": tf.range(6)}
+    sampled = []
+    for fused in (True, False):
+        _, probs, _, block_sums = softmax_nll(logits, labels, fused=fused)
+        sampled.append(masking.sample_tokens(probs, block_sums=block_sums, **keys))
+    sampled.append(masking.sample_tokens(probs, **keys))  # block sums computed by the sampler
+    np.testing.assert_array_equal(sampled[0], sampled[1])
+    np.testing.assert_array_equal(sampled[2], sampled[1])
+    assert len(np.unique(sampled[0])) > 100  # really draws, from all over the vocabulary
+
+
 def step_graph_ops(model):
     """Op types of the traced train step (functions for the gradients included)."""
     batch = {k: tf.constant(v) for k, v in random_batch().items()}
@@ -131,7 +195,8 @@ def test_cpu_step_uses_the_kernels_and_xla_step_does_not():
     assert model.fused_kernels and "on" in model.fused_kernels_reason
     ops = step_graph_ops(model)
     assert {"ElectraBiasGelu", "ElectraBiasGeluGrad", "ElectraDropoutScale",
-            "ElectraAddLayerNorm", "ElectraAddLayerNormGrad"} <= ops
+            "ElectraAddLayerNorm", "ElectraAddLayerNormGrad", "ElectraSoftmaxNll",
+            "ElectraSoftmaxNllGrad"} <= ops
 
     model = tiny_model()
     model.compile(optimizer="adam", jit_compile=True)

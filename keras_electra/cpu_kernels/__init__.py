@@ -9,7 +9,10 @@ percent each (docs/performance.md). Here:
   counter-based hash in one pass, instead of Philox bits, a compare and a
   select;
 - `add_layer_norm`: LayerNorm(a + b), the post-LN residual, reading each
-  row once each way.
+  row once each way;
+- `softmax_nll`: the generator's masked-LM loss over the vocabulary, with
+  the softmax, argmax and block sums the sampler and metrics use, one pass
+  over the (masked tokens, vocabulary) logits each way.
 
 The kernels are C++ sources next to this file. `load()` compiles them once
 with the system C++ compiler (`$CXX`, else g++) and TensorFlow's own flags
@@ -160,3 +163,21 @@ def add_layer_norm(a, b, layer):
         return y, grad
 
     return fused(a, b, gamma, beta)
+
+
+def softmax_nll(logits, labels, block):
+    """-log softmax(logits)[labels] over the last axis of float32 `logits`,
+    with softmax(logits), each row's argmax (int32) and the probabilities
+    summed per `block` consecutive entries (the last block may be short).
+    Only the loss carries a gradient: (softmax - one_hot(labels)) * d_nll."""
+    ops = _ops()
+
+    @tf.custom_gradient
+    def fused(logits):
+        nll, probs, argmax, block_sums = ops.electra_softmax_nll(logits, labels, block=block)
+
+        def grad(d_nll, *unused):  # probs, argmax and block sums feed no gradient
+            return ops.electra_softmax_nll_grad(d_nll, probs, labels)
+        return (nll, probs, argmax, block_sums), grad
+
+    return fused(logits)
