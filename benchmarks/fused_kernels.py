@@ -3,8 +3,8 @@
     python benchmarks/fused_kernels.py                 # ELECTRA-Small, 32 x 128, bf16, 20 rounds
 
 Two identical models (same preset, same weights after `set_weights`), one compiled
-with `fused_kernels=True` (bias + GELU, residual + LayerNorm and dropout's factor in
-one kernel each way), the other with `fused_kernels=False` (the same function as
+with `fused_kernels=True` (bias + GELU, residual + LayerNorm, dropout's factor and the
+generator's loss over the vocabulary in one kernel each way), the other with `fused_kernels=False` (the same function as
 TensorFlow ops). One
 traced train function each, stepped in turn as in `transformer_block.py`: many
 short alternations, then each side's median, lower quartile and best step.

@@ -96,11 +96,14 @@ def print_dense_forms(tf, best_ms, m, k, n, batch=32):
         print(f"  {name:44s} {best_ms(step):6.2f} ms")
 
 
-def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), rate=0.1):
-    """TF ops vs `keras_electra.cpu_kernels`: bias + GELU forward + backward, dropout factor."""
+def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), rate=0.1,
+                        masked=(32, 19), vocab=30522):
+    """TF ops vs `keras_electra.cpu_kernels`: bias + GELU forward + backward, dropout factor,
+    the generator's loss over the vocabulary (forward, argmax, block sums, gradient)."""
     from keras_electra.cpu_kernels import load
     from keras_electra.layers.dropout import dropout_factor
     from keras_electra.layers.gelu import bias_gelu
+    from keras_electra.pretrainer import softmax_nll
     ops, reason = load()
     if ops is None:
         print(f"fused CPU kernels unavailable: {reason}")
@@ -109,8 +112,11 @@ def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), ra
     bias = tf.cast(tf.random.normal([n]), tf.bfloat16)
     upstream = tf.cast(tf.random.normal([m, n]), tf.bfloat16)
     seed = tf.constant([3, 4])
+    logits = tf.random.normal([*masked, vocab], stddev=3.0)
+    labels = tf.random.uniform(masked, maxval=vocab, dtype=tf.int32)
     print(f"bias + GELU on bf16 [{m}, {n}], forward + gradients of x and bias; dropout factor "
-          f"for bf16 {list(attention_shape)}:")
+          f"for bf16 {list(attention_shape)}; masked-LM loss over float32 "
+          f"{[*masked, vocab]} logits, forward + gradient:")
     for name, fused in (("TF ops", False), ("fused kernel", True)):
         @tf.function
         def step(fused=fused):
@@ -125,8 +131,17 @@ def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), ra
             scale = dropout_factor(tf.constant(attention_shape), attention_shape[-1], rate, seed,
                                    tf.bfloat16, fused=fused)
             return scale[0, 0, 0, 0]
+
+        @tf.function
+        def loss(fused=fused):
+            with tf.GradientTape() as tape:
+                tape.watch(logits)
+                nll, probs, argmax, block_sums = softmax_nll(logits, labels, fused=fused)
+            d_logits = tape.gradient(nll, logits)
+            return (d_logits[0, 0, 0] + probs[0, 0, 0] + block_sums[0, 0, 0]
+                    + tf.cast(argmax[0, 0], tf.float32))
         print(f"  {name:14s} bias + GELU {best_ms(step):6.2f} ms   dropout factor "
-              f"{best_ms(factor):6.2f} ms")
+              f"{best_ms(factor):6.2f} ms   vocabulary loss {best_ms(loss):6.2f} ms")
 
 
 if __name__ == "__main__":
