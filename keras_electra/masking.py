@@ -95,12 +95,11 @@ def sample_tokens(probs, *, key_block, key_token, example_ids, block_sums=None):
     Returns int32 [B, N] sampled token ids (no gradient).
     """
     probs = tf.stop_gradient(probs)
-    vocab = probs.shape[-1]
+    n, vocab = probs.shape[1], probs.shape[-1]
     if block_sums is None:
         block_sums = sum_blocks(probs)
     block_cdf = tf.cumsum(tf.stop_gradient(block_sums), -1)  # (B, N, blocks)
 
-    n = probs.shape[1]
     u_block = rng.uniform(key_block, example_ids, n) * block_cdf[:, :, -1]
     block = _inverse_cdf(block_cdf, u_block)
     index = block[:, :, None] * SAMPLE_BLOCK_SIZE + tf.range(SAMPLE_BLOCK_SIZE)  # (B, N, S)
