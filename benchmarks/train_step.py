@@ -160,6 +160,18 @@ def run_ours(preset, batch_size, seq, precision, jit, steps, warmup, source, rep
 
 
 def run_peer(preset, batch_size, seq, precision, mode, steps, warmup):
+    step = peer_step_caller(preset, batch_size, seq, precision, mode)
+    times = []
+    for _ in range(warmup + steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times[warmup:]
+
+
+def peer_step_caller(preset, batch_size, seq, precision, mode):
+    """A callable running one step of the PyTorch peer (benchmarks/peer.py) on a
+    synthetic batch of `preset`'s shapes: `mode` "eager" or "compile"."""
     import torch
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
@@ -182,18 +194,12 @@ def run_peer(preset, batch_size, seq, precision, mode, steps, warmup):
     peer = TorchElectraPeer(ElectraForMaskedLM(hf(gen)), ElectraForPreTraining(hf(disc)),
                             special, max_predictions_per_seq=config.max_predictions_per_seq,
                             learning_rate=2e-4, num_train_steps=10 ** 6, num_warmup_steps=10)
-    forward = None
     if mode == "compile":
         peer.generator.electra = torch.compile(peer.generator.electra)
         peer.discriminator = torch.compile(peer.discriminator)
     batch = synthetic_batch(batch_size, seq, config.vocab_size, special)
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        peer.train_step(batch, autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
-                        forward=forward)
-        times.append(time.perf_counter() - start)
-    return times[warmup:]
+    autocast = torch.bfloat16 if precision == "bf16" else None
+    return lambda: peer.train_step(batch, autocast_dtype=autocast)
 
 
 def matmul_peak(precision, seconds=2.0, n=2048):
