@@ -201,7 +201,7 @@ def choose_fused_kernels(strategy, jit_compile, requested="auto"):
         ops, reason = cpu_kernels.load()
         if ops is not None:
             return True, ("fused CPU kernels on (bias + GELU, residual + LayerNorm, "
-                          "dropout masks, vocabulary loss)")
+                          "dropout masks, attention softmax, vocabulary loss)")
         why_not = reason
     if requested is True:
         raise ValueError(f"fused_kernels=True, but they cannot be used: {why_not}.")

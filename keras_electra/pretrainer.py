@@ -309,8 +309,8 @@ class ElectraPretrainer(keras.Model):
         24 blocks of ELECTRA-Small on a 2-core CPU).
 
         `fused_kernels`: "auto" computes the feed-forward bias + GELU, the
-        residual + LayerNorm, the dropout masks and the generator's loss over
-        the vocabulary with the fused CPU kernels
+        residual + LayerNorm, the dropout masks, the attention softmax and the
+        generator's loss over the vocabulary with the fused CPU kernels
         (`keras_electra.cpu_kernels`) when the step runs on CPU without XLA
         and they compile here; True requires them; False keeps TensorFlow ops.
         Same function either way (dropout draws from another random stream).

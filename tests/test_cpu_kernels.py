@@ -61,6 +61,21 @@ def test_bias_gelu_kernel_is_the_erf_gelu_and_its_gradient(dtype, tolerance):
     assert float(one[0, 0]) == pytest.approx(erf_gelu, rel=1e-6)  # not the tanh form
 
 
+def test_bias_gelu_gradient_is_exact_over_the_whole_range_and_every_row_tail():
+    # The AVX-512 gradient approximates erf (absolute error <= 1.5e-7): h from -12 to 12
+    # (the far tails, where the density underflows), rows of 1 to 33 columns (every
+    # partial 16-lane tail), against the float64 derivative Phi(h) + h phi(h).
+    h = np.linspace(-12, 12, 4801)
+    for cols in (1, 15, 16, 17, 33):
+        x = np.resize(h, (len(h) // cols + 1) * cols).reshape(-1, cols)
+        dy = np.ones_like(x)
+        got = outputs_and_gradients(tf.constant(x, "float32"), tf.zeros([cols]),
+                                    tf.constant(dy, "float32"), fused=True)[1].numpy()
+        cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+        want = cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-6, err_msg=f"{cols} columns")
+
+
 def test_bias_gelu_kernel_names_a_bias_that_does_not_fit():
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"bias must be 1-D.*\[4,5\].*\[4\]"):
         bias_gelu(tf.ones([4, 5]), tf.ones([4]), fused=True)
@@ -116,6 +131,47 @@ def test_dropout_scale_kernel_drops_the_rate_and_rescales():
     assert (ones == 1).all()
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"seed must have 2 elements.*\[3\]"):
         cpu_kernels.dropout_scale([10], tf.constant([1, 2, 3]), rate, "float32")
+
+
+def attention_probs_and_gradient(scores, bias, dy, seed, rate, fused):
+    with tf.GradientTape() as tape:
+        tape.watch(scores)
+        if fused:
+            probs = cpu_kernels.attention_softmax(scores, bias, seed, rate)
+        else:  # the TF ops: softmax of the biased scores times dropout's factor
+            factor = tf.cast(cpu_kernels.dropout_scale(tf.shape(scores), seed, rate, "float32"),
+                             scores.dtype)
+            probs = tf.nn.softmax(scores + bias[:, None, None, :]) * factor
+    return probs, tape.gradient(probs, scores, output_gradients=dy)
+
+
+@pytest.mark.parametrize("dtype,tolerance",
+                         [("float32", 1e-5), ("bfloat16", 2e-2), ("float16", 3e-3)])
+def test_attention_softmax_kernel_is_dropout_of_the_masked_softmax(dtype, tolerance):
+    rs = np.random.RandomState(4)
+    scores, dy = (rs.normal(0, 3, (2, 3, 5, 37)) for _ in range(2))
+    bias = np.zeros((2, 37))
+    bias[0, 30:] = bias[1, 5:] = -1e9  # padding keys
+    seed, rate = tf.constant([3, 9]), 0.25
+    fused = attention_probs_and_gradient(*(tf.constant(t, dtype) for t in (scores, bias, dy)),
+                                         seed, rate, fused=True)
+    exact = attention_probs_and_gradient(*map(tf.constant, (scores, bias, dy)), seed, rate,
+                                         fused=False)  # float64, the same dropout factor
+    for name, got, want in zip(("probs", "d_scores"), fused, exact):
+        assert got.dtype == dtype and got.shape == want.shape, name
+        got, want = np.asarray(tf.cast(got, "float64")), want.numpy()
+        np.testing.assert_allclose(got, want, atol=tolerance * np.abs(want).max(), err_msg=name)
+    probs = np.asarray(tf.cast(fused[0], "float64"))
+    assert (probs[0, ..., 30:] == 0).all() and (probs[1, ..., 5:] == 0).all()  # padding
+    assert 0.15 < (probs[0, ..., :30] == 0).mean() < 0.35  # dropped at about the rate
+    # Without dropout: rows sum to one.
+    plain = cpu_kernels.attention_softmax(tf.constant(scores, dtype), tf.constant(bias, dtype),
+                                          tf.zeros([2], tf.int32), 0.0)
+    np.testing.assert_allclose(tf.reduce_sum(tf.cast(plain, "float64"), -1), 1, atol=tolerance)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"bias must be \(batch, keys\).*"
+                       r"\[2,3,5,37\].*\[2,36\]"):
+        cpu_kernels.attention_softmax(tf.constant(scores, dtype), tf.constant(bias[:, 1:], dtype),
+                                      seed, rate)
 
 
 def loss_outputs_and_gradient(logits, labels, d_nll, fused):
@@ -196,7 +252,8 @@ def test_cpu_step_uses_the_kernels_and_xla_step_does_not():
     ops = step_graph_ops(model)
     assert {"ElectraBiasGelu", "ElectraBiasGeluGrad", "ElectraDropoutScale",
             "ElectraAddLayerNorm", "ElectraAddLayerNormGrad", "ElectraSoftmaxNll",
-            "ElectraSoftmaxNllGrad"} <= ops
+            "ElectraSoftmaxNllGrad", "ElectraAttentionSoftmax",
+            "ElectraAttentionSoftmaxGrad"} <= ops
 
     model = tiny_model()
     model.compile(optimizer="adam", jit_compile=True)

@@ -42,7 +42,7 @@ def test_cli_end_to_end_mirrored_with_eval(data_dir):
     assert re.search(r"data: 50 steps x batch 8 = 400 examples = [\d.]+ epochs", out)
     assert "precision/compiler: CPU: precision fp32 (as configured)" in out
     assert ("fused CPU kernels on (bias + GELU, residual + LayerNorm, dropout masks, "
-            "vocabulary loss)") in out
+            "attention softmax, vocabulary loss)") in out
 
     model_dir = Path(data_dir) / "models" / "e2e"
     results_txt = model_dir / "results" / "unsup_results.txt"

@@ -10,11 +10,13 @@ percent each (docs/performance.md). Here:
   select;
 - `add_layer_norm`: LayerNorm(a + b), the post-LN residual, reading each
   row once each way;
+- `attention_softmax`: the attention probabilities, dropout(softmax(scores
+  + padding bias)), one pass over the scores each way;
 - `softmax_nll`: the generator's masked-LM loss over the vocabulary, with
   the softmax, argmax and block sums the sampler and metrics use, one pass
   over the (masked tokens, vocabulary) logits each way.
 
-The kernels are C++ sources next to this file. `load()` compiles them once
+The kernels are C++ sources (and two shared headers) next to this file. `load()` compiles them once
 with the system C++ compiler (`$CXX`, else g++) and TensorFlow's own flags
 (`tf.sysconfig`), into a cache directory (`$KERAS_ELECTRA_CACHE`, else
 ~/.cache/keras_electra). The library's name is a hash of the source, the
@@ -40,6 +42,7 @@ from pathlib import Path
 import tensorflow as tf
 
 SOURCES = sorted(Path(__file__).parent.glob("*.cc"))
+HEADERS = sorted(Path(__file__).parent.glob("*.h"))  # included by the sources
 
 
 def cache_dir():
@@ -69,7 +72,7 @@ def _build_and_load(sources):
     # Eigen's headers, hence the -mno- variant first.
     variants = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
     key = hashlib.sha256("\n".join([
-        *(source.read_text() for source in sources), tf.__version__, compiler,
+        *(source.read_text() for source in [*sources, *HEADERS]), tf.__version__, compiler,
         _compiler_version(compiler), _cpu_signature(), " ".join(flags)]).encode()).hexdigest()
     target = cache_dir() / f"cpu_kernels-{key[:16]}.so"
     if not target.exists():
@@ -145,6 +148,24 @@ def dropout_scale(shape, seed, rate, dtype):
     """Dropout's factor for a tensor of `shape`: 0 with probability `rate`, else
     1 / (1 - rate), as `dtype`; a pure function of (shape, seed), seed int32 [2]."""
     return _ops().electra_dropout_scale(shape, seed, rate=rate, T=dtype)
+
+
+def attention_softmax(scores, bias, seed, rate):
+    """dropout(softmax(scores + bias)) over the last axis of `scores` (batch, ...,
+    keys), `bias` (batch, keys) broadcast over the middle axes, in one pass each
+    way; the dropout factor is `dropout_scale`'s for the same seed (int32 [2]) and
+    shape. `bias` gets no gradient (it is the padding mask's)."""
+    ops = _ops()
+
+    @tf.custom_gradient
+    def fused(scores):
+        dropped, probs = ops.electra_attention_softmax(scores, bias, seed, rate=rate)
+
+        def grad(d_dropped):
+            return ops.electra_attention_softmax_grad(d_dropped, probs, seed, rate=rate)
+        return dropped, grad
+
+    return fused(scores)
 
 
 def add_layer_norm(a, b, layer):

@@ -1,12 +1,9 @@
 // Dropout's per-element factor, 0 or 1 / (1 - rate), in one pass on CPU.
 //
-// The random number of element i is a counter-based hash of (seed, i): the
-// "lowbias32" integer hash (Chris Wellons) applied twice, as keras_electra's
-// rng.py does for masking and sampling. It needs no state, vectorises, and
-// costs a few integer instructions per element, where TensorFlow's Philox
-// draw plus the compare and select were three passes and the most expensive
-// element-wise op of the ELECTRA step. An element is dropped when the top 24
-// bits of its hash fall below round(rate * 2^24).
+// The keep decision of element i is the hash of dropout_hash.h. It needs no
+// state, vectorises, and costs a few integer instructions per element, where
+// TensorFlow's Philox draw plus the compare and select were three passes and
+// the most expensive element-wise op of the ELECTRA step.
 #define EIGEN_USE_THREADS
 
 #include <cmath>
@@ -18,6 +15,7 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/util/work_sharder.h"
+#include "dropout_hash.h"
 
 namespace keras_electra {
 
@@ -42,15 +40,6 @@ REGISTER_OP("ElectraDropoutScale")
       return absl::OkStatus();
     })
     .Doc("0 with probability rate, else 1 / (1 - rate); a pure function of (shape, seed).");
-
-static inline uint32_t LowBias32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7FEB352Du;
-  x ^= x >> 15;
-  x *= 0x846CA68Bu;
-  x ^= x >> 16;
-  return x;
-}
 
 template <typename T, typename Bits>
 class DropoutScaleOp : public OpKernel {
@@ -78,21 +67,14 @@ class DropoutScaleOp : public OpKernel {
     const int64_t n = shape.num_elements();
     if (n == 0) return;
     const auto seed = seed_t.flat<int32_t>();
-    const uint32_t key0 = LowBias32(static_cast<uint32_t>(seed(0)) + 0x9E3779B9u);
-    const uint32_t key1 = LowBias32(key0 ^ static_cast<uint32_t>(seed(1)));
-    const uint32_t threshold = static_cast<uint32_t>(std::lround(rate_ * 16777216.0));
+    const DropoutHash hash(seed(0), seed(1), rate_);
     const T zero_value(0.0f), keep_value(1.0f / (1.0f - rate_));
     Bits zero, keep;
     std::memcpy(&zero, &zero_value, sizeof(Bits));
     std::memcpy(&keep, &keep_value, sizeof(Bits));
     Bits* data = reinterpret_cast<Bits*>(out->flat<T>().data());
     auto fill = [=](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const uint32_t high = static_cast<uint32_t>(static_cast<uint64_t>(i) >> 32);
-        uint32_t x = LowBias32(static_cast<uint32_t>(i) ^ key0);
-        x = LowBias32(x + (key1 ^ high));
-        data[i] = (x >> 8) >= threshold ? keep : zero;
-      }
+      for (int64_t i = begin; i < end; ++i) data[i] = hash.Keep(i) ? keep : zero;
     };
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     ::tensorflow::Shard(workers->num_threads, workers->workers, n, /*cost_per_unit=*/8, fill);

@@ -37,9 +37,12 @@ class Dropout(keras.layers.Dropout):
         if not training or self.rate == 0 or self.noise_shape is not None:
             return super().call(inputs, training=training)
         x = tf.convert_to_tensor(inputs)
-        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        return x * dropout_factor(tf.shape(x), x.shape[-1], self.rate, seed, x.dtype,
-                                  fused=self.fused_kernels)
+        return x * dropout_factor(tf.shape(x), x.shape[-1], self.rate, self.next_seed(),
+                                  x.dtype, fused=self.fused_kernels)
+
+    def next_seed(self):
+        """The int32 [2] seed of this call's mask (advances the layer's seed generator)."""
+        return tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
 
 
 def dropout_factor(shape, depth, rate, seed, dtype, fused=False):

@@ -53,8 +53,8 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
     (2, 8, 64)
     """
 
-    # Set by `ElectraPretrainer.compile`: gelu(x + bias) and LayerNorm(a + b)
-    # through the fused CPU kernels (`keras_electra.cpu_kernels`). A runtime
+    # Set by `ElectraPretrainer.compile`: gelu(x + bias), LayerNorm(a + b) and the
+    # attention probabilities through the fused CPU kernels (`keras_electra.cpu_kernels`). A runtime
     # choice, not configuration.
     fused_kernels = False
 
@@ -80,14 +80,24 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
         qkv = tf.transpose(tf.reshape(qkv, [batch, length, 3, heads, head_dim]),
                            [2, 0, 3, 1, 4])  # (3, B, heads, L, d)
         query, key, value = tf.unstack(qkv)
-        scores = tf.matmul(query, key, transpose_b=True) + attention_bias  # (B, heads, L, L)
-        probs = attention._dropout_layer(tf.nn.softmax(scores), training=training)
+        scores = tf.matmul(query, key, transpose_b=True)  # (B, heads, L, L)
+        probs = self._attention_probs(scores, attention_bias, training)
         context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])  # (B, L, heads, d)
         out = attention._output_dense
         attended = dense(tf.reshape(context, [-1, hidden]),
                          tf.reshape(self._cast(out.kernel), [hidden, hidden]),
                          self._cast(out.bias), batch, length)  # (B, L, H)
         return self._self_attention_dropout(attended, training=training)
+
+    def _attention_probs(self, scores, attention_bias, training):
+        """dropout(softmax(scores + attention_bias)) (one CPU kernel each way when fused)."""
+        dropout = self._self_attention_layer._dropout_layer
+        if not self.fused_kernels:
+            return dropout(tf.nn.softmax(scores + attention_bias), training=training)
+        active = bool(training) and dropout.rate > 0
+        seed = dropout.next_seed() if active else tf.zeros([2], tf.int32)
+        bias = tf.reshape(attention_bias, [tf.shape(scores)[0], -1])
+        return cpu_kernels.attention_softmax(scores, bias, seed, dropout.rate if active else 0.0)
 
     def _feedforward(self, x, batch, length, training):
         up, down = self._feedforward_intermediate_dense, self._feedforward_output_dense
