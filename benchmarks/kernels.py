@@ -99,8 +99,9 @@ def print_dense_forms(tf, best_ms, m, k, n, batch=32):
 def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), rate=0.1,
                         masked=(32, 19), vocab=30522):
     """TF ops vs `keras_electra.cpu_kernels`: bias + GELU forward + backward, dropout factor,
-    the generator's loss over the vocabulary (forward, argmax, block sums, gradient)."""
-    from keras_electra.cpu_kernels import load
+    the attention probabilities (bias + softmax + dropout, forward + gradient), the
+    generator's loss over the vocabulary (forward, argmax, block sums, gradient)."""
+    from keras_electra.cpu_kernels import attention_softmax, load
     from keras_electra.layers.dropout import dropout_factor
     from keras_electra.layers.gelu import bias_gelu
     from keras_electra.pretrainer import softmax_nll
@@ -112,10 +113,14 @@ def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), ra
     bias = tf.cast(tf.random.normal([n]), tf.bfloat16)
     upstream = tf.cast(tf.random.normal([m, n]), tf.bfloat16)
     seed = tf.constant([3, 4])
+    scores = tf.cast(tf.random.normal(attention_shape, stddev=2.0), tf.bfloat16)
+    d_probs = tf.cast(tf.random.normal(attention_shape), tf.bfloat16)
+    padding = tf.zeros([attention_shape[0], attention_shape[-1]], tf.bfloat16)
     logits = tf.random.normal([*masked, vocab], stddev=3.0)
     labels = tf.random.uniform(masked, maxval=vocab, dtype=tf.int32)
     print(f"bias + GELU on bf16 [{m}, {n}], forward + gradients of x and bias; dropout factor "
-          f"for bf16 {list(attention_shape)}; masked-LM loss over float32 "
+          f"and attention softmax + dropout (forward + gradient) for bf16 "
+          f"{list(attention_shape)}; masked-LM loss over float32 "
           f"{[*masked, vocab]} logits, forward + gradient:")
     for name, fused in (("TF ops", False), ("fused kernel", True)):
         @tf.function
@@ -133,6 +138,18 @@ def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), ra
             return scale[0, 0, 0, 0]
 
         @tf.function
+        def attention(fused=fused):
+            with tf.GradientTape() as tape:
+                tape.watch(scores)
+                if fused:
+                    probs = attention_softmax(scores, padding, seed, rate)
+                else:
+                    probs = tf.nn.softmax(scores + padding[:, None, None, :]) * dropout_factor(
+                        tf.shape(scores), attention_shape[-1], rate, seed, tf.bfloat16)
+            return tf.cast(tape.gradient(probs, scores, output_gradients=d_probs)[0, 0, 0, 0]
+                           + probs[0, 0, 0, 0], tf.float32)
+
+        @tf.function
         def loss(fused=fused):
             with tf.GradientTape() as tape:
                 tape.watch(logits)
@@ -141,7 +158,8 @@ def print_fused_kernels(tf, best_ms, m, n, attention_shape=(32, 4, 128, 128), ra
             return (d_logits[0, 0, 0] + probs[0, 0, 0] + block_sums[0, 0, 0]
                     + tf.cast(argmax[0, 0], tf.float32))
         print(f"  {name:14s} bias + GELU {best_ms(step):6.2f} ms   dropout factor "
-              f"{best_ms(factor):6.2f} ms   vocabulary loss {best_ms(loss):6.2f} ms")
+              f"{best_ms(factor):6.2f} ms   attention softmax {best_ms(attention):6.2f} ms   "
+              f"vocabulary loss {best_ms(loss):6.2f} ms")
 
 
 if __name__ == "__main__":
