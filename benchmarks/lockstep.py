@@ -2,6 +2,7 @@
 
     python benchmarks/lockstep.py                         # Small 32 x 128, both bf16, 20 pairs
     python benchmarks/lockstep.py --case small-128 --pairs 10 --json out.json
+    python benchmarks/lockstep.py --baseline HEAD~3    # ours now vs ours at a git revision
 
 `train_step.py` runs each configuration in its own process, one after the
 other, and this machine's speed drifts by up to 2x between minutes, so its
@@ -14,19 +15,29 @@ seconds) is the speed-up at that minute. Reported: the median pair ratio with
 its quartiles and range, and each side's median step. A pause between turns
 (`--pause`) lets the finished side's worker threads go idle before the other
 side starts, so neither steals a core from the other.
+
+With `--baseline REV` the other side is our own step at a git revision (checked
+out into a temporary worktree, imported from there): the way to measure a
+change of a few percent on this machine, where separate runs minutes apart
+differ by more than that.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import CASES, build_ours, flops_per_step, peer_step_caller, step_caller  # noqa: E402
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def serve(spec):
@@ -47,8 +58,11 @@ def serve(spec):
         print(time.perf_counter() - start, flush=True)
 
 
-def start_worker(spec):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+def start_worker(spec, root=REPO):
+    """One side's process: this script's worker importing keras_electra from `root`."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    # This script's worker (and train_step's builder) with `root`'s keras_electra.
     process = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env=env)
@@ -60,15 +74,51 @@ def start_worker(spec):
                        f"python {__file__} --worker '{json.dumps(spec)}'")
 
 
+@contextlib.contextmanager
+def worktree(revision):
+    """A temporary checkout of `revision` of this repository (removed afterwards)."""
+    path = tempfile.mkdtemp(prefix="keras-electra-baseline-")
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-f", path, revision],
+                   check=True, capture_output=True, text=True)
+    try:
+        yield Path(path)
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", path],
+                       capture_output=True)
+
+
 def take_turn(process):
     process.stdin.write("go\n")
     process.stdin.flush()
     return float(process.stdout.readline())
 
 
-def quartiles(values):
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, median, q3
+def run_pairs(take_turn_of, pairs, pause, report=None):
+    """{"ours": f, other: g} (each runs one step, returns its seconds): `pairs` turns
+    each, alternating, the order flipped every pair; {side: [seconds]}."""
+    sides = list(take_turn_of)
+    times = {side: [] for side in sides}
+    for pair in range(pairs):
+        for side in (sides if pair % 2 == 0 else sides[::-1]):
+            time.sleep(pause)
+            times[side].append(take_turn_of[side]())
+        if report:
+            report(f"pair {pair + 1}: " + ", ".join(f"{side} {times[side][-1]:.3f} s"
+                                                     for side in sides))
+    return times
+
+
+def summarize(times):
+    """The per-pair speed-ups of "ours" over the other side (its seconds / ours)."""
+    (first, ours), (other, theirs) = times.items()
+    assert first == "ours", "ours goes first in `times`"
+    ratios = [t / o for o, t in zip(ours, theirs)]
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return {"other": other, "ours_step_s": ours, "other_step_s": theirs, "ratios": ratios,
+            "ours_median_s": statistics.median(ours),
+            "other_median_s": statistics.median(theirs),
+            "ratio_median": median, "ratio_quartiles": [q1, q3], "ratio_min": min(ratios),
+            "ratio_max": max(ratios), "pairs_at_2x": sum(r >= 2 for r in ratios)}
 
 
 def main(argv=None):
@@ -83,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per side")
     parser.add_argument("--pause", type=float, default=0.5,
                         help="seconds between turns (the finished side's threads go idle)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="instead of the peer: our step at this git revision, same precision")
     parser.add_argument("--json", help="write the step times and ratios here")
     args = parser.parse_args(argv)
     if args.worker:
@@ -92,38 +144,38 @@ def main(argv=None):
                  "warmup": args.warmup}
     peer_spec = {"side": "peer", "case": args.case, "precision": args.peer, "mode": "eager",
                  "warmup": args.warmup}
-    ours, peer = start_worker(ours_spec), start_worker(peer_spec)
-    times = {"ours": [], "peer": []}
-    try:
-        for pair in range(args.pairs):
-            for side in (("ours", "peer") if pair % 2 == 0 else ("peer", "ours")):
-                time.sleep(args.pause)
-                times[side].append(take_turn(ours if side == "ours" else peer))
-            print(f"pair {pair + 1}: ours {times['ours'][-1]:.3f} s, "
-                  f"peer {times['peer'][-1]:.3f} s", flush=True)
-    finally:
-        for process in (ours, peer):
-            process.stdin.close()
-            process.wait()
+    other = f"ours@{args.baseline}" if args.baseline else "peer"
+    with contextlib.ExitStack() as stack:
+        root = stack.enter_context(worktree(args.baseline)) if args.baseline else REPO
+        workers = {"ours": start_worker(ours_spec),
+                   other: start_worker(ours_spec if args.baseline else peer_spec, root)}
+        try:
+            times = run_pairs({side: (lambda p=p: take_turn(p)) for side, p in workers.items()},
+                              args.pairs, args.pause, report=print)
+        finally:
+            for process in workers.values():
+                process.stdin.close()
+                process.wait()
 
     preset, batch, seq = CASES[args.case]
-    ratios = [p / o for o, p in zip(times["ours"], times["peer"])]
-    q1, median, q3 = quartiles(ratios)
-    ours_median, peer_median = statistics.median(times["ours"]), statistics.median(times["peer"])
-    print(f"\n{args.case} ({batch} x {seq}): ours {args.ours} vs peer {args.peer} autocast"
-          if args.peer == "bf16" else f"\n{args.case}: ours {args.ours} vs peer {args.peer}")
-    print(f"  ours  median {ours_median:.3f} s/step ({batch * seq / ours_median:.0f} tokens/s)")
-    print(f"  peer  median {peer_median:.3f} s/step ({batch * seq / peer_median:.0f} tokens/s)")
-    print(f"  speed-up per pair: median {median:.2f}x, quartiles {q1:.2f}x - {q3:.2f}x, "
-          f"range {min(ratios):.2f}x - {max(ratios):.2f}x over {len(ratios)} pairs")
-    print(f"  pairs at or above 2x: {sum(r >= 2 for r in ratios)} of {len(ratios)}")
+    summary = summarize(times)
+    print(f"\n{args.case} ({batch} x {seq}): ours {args.ours} vs " + (
+        f"{other} {args.ours}" if args.baseline else
+        f"peer {args.peer}{' autocast' if args.peer == 'bf16' else ''}"))
+    for side, key in (("ours", "ours_median_s"), (other, "other_median_s")):
+        step = summary[key]
+        print(f"  {side:12s} median {step:.3f} s/step ({batch * seq / step:.0f} tokens/s)")
+    q1, q3 = summary["ratio_quartiles"]
+    print(f"  speed-up per pair: median {summary['ratio_median']:.2f}x, quartiles {q1:.2f}x - "
+          f"{q3:.2f}x, range {summary['ratio_min']:.2f}x - {summary['ratio_max']:.2f}x "
+          f"over {len(summary['ratios'])} pairs")
+    print(f"  pairs at or above 2x: {summary['pairs_at_2x']} of {len(summary['ratios'])}")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "case": args.case, "batch": batch, "seq": seq, "ours": args.ours,
-            "peer": args.peer, "pause_s": args.pause, "flops_per_step": flops_per_step(args.case),
-            "ours_step_s": times["ours"], "peer_step_s": times["peer"], "ratios": ratios,
-            "ratio_median": median, "ratio_quartiles": [q1, q3],
-            "load_average": os.getloadavg()[0]}, indent=2))
+        Path(args.json).write_text(json.dumps(
+            {"case": args.case, "batch": batch, "seq": seq, "ours": args.ours,
+             "peer": None if args.baseline else args.peer, "baseline": args.baseline,
+             "pause_s": args.pause, "flops_per_step": flops_per_step(args.case),
+             "load_average": os.getloadavg()[0]} | summary, indent=2))
         print(f"wrote {args.json}")
 
 

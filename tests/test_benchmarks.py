@@ -112,6 +112,25 @@ def test_interleaved_timing_alternates_which_goes_first():
     assert all(t >= 0 for ts in times.values() for t in ts)
 
 
+def test_lockstep_alternates_turns_and_rates_each_pair():
+    import lockstep
+
+    order, seconds = [], {"ours": iter([1.0, 2.0, 1.0, 4.0]), "peer": iter([2.5, 4.0, 1.5, 6.0])}
+    turns = {side: (lambda side=side: order.append(side) or next(seconds[side]))
+             for side in ("ours", "peer")}
+    times = lockstep.run_pairs(turns, pairs=4, pause=0.0)
+    assert order == ["ours", "peer", "peer", "ours"] * 2  # who goes first flips every pair
+    assert times == {"ours": [1.0, 2.0, 1.0, 4.0], "peer": [2.5, 4.0, 1.5, 6.0]}
+    summary = lockstep.summarize(times)
+    # Each pair's ratio is peer / ours of the same pair: 2.5, 2.0, 1.5, 1.5.
+    assert summary["ratios"] == [2.5, 2.0, 1.5, 1.5]
+    assert summary["ratio_median"] == pytest.approx(1.75)
+    assert summary["ratio_quartiles"] == pytest.approx([1.5, 2.125])
+    assert summary["pairs_at_2x"] == 2 and summary["ratio_min"] == 1.5
+    assert summary["ours_median_s"] == 1.5 and summary["other_median_s"] == pytest.approx(3.25)
+    assert summary["other"] == "peer"
+
+
 def test_step_caller_traces_once_then_trains_one_step_per_call():
     import tensorflow as tf
     import train_step
