@@ -12,7 +12,7 @@
 // 7.1.26, absolute error <= 1.5e-7), and with a = |h| / sqrt 2 that
 // exp(-h^2 / 2) is also the normal density the gradient needs. Eigen's
 // expression, which the backward of other types keeps, computes erf and exp
-// separately and took 1.5x longer on bfloat16 (4096, 1024)
+// separately and took 1.3-1.6x longer on bfloat16 (4096, 1024)
 // (docs/performance.md). The forward loop would need the exponential for erf
 // alone, so it stays Eigen's. The bias gradient is left to the caller (a
 // reduction of dx over rows).
@@ -20,7 +20,6 @@
 
 #include <cmath>
 #include <type_traits>
-
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -78,7 +77,7 @@ static bool CheckShapes(OpKernelContext* ctx, const Tensor& x, const Tensor& bia
 namespace avx512 {
 
 // Phi(h) (the normal CDF) and h phi(h), 16 lanes.
-void CdfAndHPdf(__m512 h, __m512* cdf, __m512* h_pdf) {
+inline void CdfAndHPdf(__m512 h, __m512* cdf, __m512* h_pdf) {
   const __m512 density = ExpNonPositive(_mm512_mul_ps(_mm512_set1_ps(-0.5f),
                                                       _mm512_mul_ps(h, h)));  // exp(-h^2/2)
   const __m512 a = _mm512_mul_ps(_mm512_abs_ps(h), _mm512_set1_ps(0.707106781f));
@@ -97,7 +96,7 @@ void CdfAndHPdf(__m512 h, __m512* cdf, __m512* h_pdf) {
 
 // Rows [begin, end) of dx = dy gelu'(x + bias).
 template <typename T>
-void GradRows(const T* dy, const T* x, const T* bias, T* dx, int64_t cols, int64_t begin,
+inline void GradRows(const T* dy, const T* x, const T* bias, T* dx, int64_t cols, int64_t begin,
               int64_t end) {
   for (int64_t row = begin; row < end; ++row) {
     const int64_t o = row * cols;
