@@ -16,12 +16,12 @@ percent each (docs/performance.md). Here:
   the softmax, argmax and block sums the sampler and metrics use, one pass
   over the (masked tokens, vocabulary) logits each way.
 
-The kernels are C++ sources (and two shared headers) next to this file. `load()` compiles them once
-with the system C++ compiler (`$CXX`, else g++) and TensorFlow's own flags
-(`tf.sysconfig`), into a cache directory (`$KERAS_ELECTRA_CACHE`, else
-~/.cache/keras_electra). The library's name is a hash of the source, the
-TensorFlow build, the compiler and the CPU, so a change in any of them builds
-a new one. It is written under a temporary name and then renamed, so a
+The kernels are C++ sources, and the headers they share, next to this file.
+`load()` compiles them once with the system C++ compiler (`$CXX`, else g++) and
+TensorFlow's own flags (`tf.sysconfig`), into a cache directory
+(`$KERAS_ELECTRA_CACHE`, else ~/.cache/keras_electra). The library's name is a
+hash of the sources and headers, the TensorFlow build, the compiler and the
+CPU, so a change in any of them builds a new one. It is written under a temporary name and then renamed, so a
 concurrent or interrupted build never leaves a broken library. When nothing
 can be compiled, `load()` says why and callers use TensorFlow ops.
 

@@ -11,27 +11,11 @@
 // gamma/beta gradients are summed per fixed block of rows and then over the
 // blocks in order, so they do not depend on how the rows were split over
 // threads.
-#define EIGEN_USE_THREADS
-
-#include <cmath>
-#include <cstdint>
 #include <vector>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "kernel.h"
 
 namespace keras_electra {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-using ::tensorflow::shape_inference::DimensionHandle;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
 
 static absl::Status RowsShape(InferenceContext* c, int input, ShapeHandle* rows) {
   ShapeHandle x = c->input(input);

@@ -13,28 +13,15 @@
 // stored, so it is the factor ElectraDropoutScale writes for the same seed and
 // shape. Rounding follows the TF ops: the probabilities are rounded to T before
 // they are multiplied by the factor (itself rounded to T).
-#define EIGEN_USE_THREADS
-
 #include <algorithm>
-#include <cmath>
-#include <cstdint>
 #include <type_traits>
 #include <vector>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "kernel.h"
 #include "avx512_math.h"
 #include "dropout_hash.h"
 
 namespace keras_electra {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::shape_inference::InferenceContext;
 
 REGISTER_OP("ElectraAttentionSoftmax")
     .Input("scores: T")

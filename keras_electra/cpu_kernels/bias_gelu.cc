@@ -16,25 +16,13 @@
 // (docs/performance.md). The forward loop would need the exponential for erf
 // alone, so it stays Eigen's. The bias gradient is left to the caller (a
 // reduction of dx over rows).
-#define EIGEN_USE_THREADS
-
-#include <cmath>
 #include <type_traits>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "kernel.h"
 #include "avx512_math.h"
 #include "unsupported/Eigen/CXX11/Tensor"
 
 namespace keras_electra {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::shape_inference::InferenceContext;
 
 REGISTER_OP("ElectraBiasGelu")
     .Input("x: T")

@@ -4,28 +4,12 @@
 // state, vectorises, and costs a few integer instructions per element, where
 // TensorFlow's Philox draw plus the compare and select were three passes and
 // the most expensive element-wise op of the ELECTRA step.
-#define EIGEN_USE_THREADS
-
-#include <cmath>
-#include <cstdint>
 #include <cstring>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/framework/tensor_shape.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "kernel.h"
 #include "dropout_hash.h"
 
 namespace keras_electra {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
 
 REGISTER_OP("ElectraDropoutScale")
     .Input("shape: int32")

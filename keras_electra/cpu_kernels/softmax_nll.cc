@@ -10,28 +10,12 @@
 // the row's total. The block sums (of the probabilities) are what the
 // inverse-CDF sampler (`keras_electra.masking.sample_tokens`) needs first.
 // The backward writes probs * d_nll, minus d_nll at the label, in one pass.
-#define EIGEN_USE_THREADS
-
-#include <cmath>
-#include <cstdint>
 #include <string>
 
+#include "kernel.h"
 #include "Eigen/Core"
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
 
 namespace keras_electra {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-using ::tensorflow::shape_inference::DimensionHandle;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
 
 REGISTER_OP("ElectraSoftmaxNll")
     .Input("logits: float")
