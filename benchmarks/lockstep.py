@@ -9,12 +9,13 @@ other, and this machine's speed drifts by up to 2x between minutes, so its
 ratio of ours to the peer moves with the minute each side happened to run in
 (docs/performance.md). Here both sides are built once, in their own processes
 (own thread pools and allocator, as in `train_step.py`), and then step in
-turn: ours, the peer, ours, ... (the order flips every pair). Each pair of
-neighbouring steps saw the same machine, so its ratio (peer seconds / our
-seconds) is the speed-up at that minute. Reported: the median pair ratio with
-its quartiles and range, and each side's median step. A pause between turns
-(`--pause`) lets the finished side's worker threads go idle before the other
-side starts, so neither steals a core from the other.
+turn: ours, the peer, the peer, ours, ... (the order flips every pair), so a
+slow spell of the machine hits both sides alike. Reported: each side's median
+step and their ratio, and the ratios of neighbouring steps (peer seconds / our
+seconds) with their median, quartiles and range. Single pairs are noisy: the
+machine's speed changes faster than a step takes (docs/performance.md). A
+pause between turns (`--pause`) lets the finished side's worker threads go idle
+before the other side starts, so neither steals a core from the other.
 
 With `--baseline REV` the other side is our own step at a git revision (checked
 out into a temporary worktree, imported from there): the way to measure a
@@ -117,6 +118,7 @@ def summarize(times):
     return {"other": other, "ours_step_s": ours, "other_step_s": theirs, "ratios": ratios,
             "ours_median_s": statistics.median(ours),
             "other_median_s": statistics.median(theirs),
+            "ratio_of_medians": statistics.median(theirs) / statistics.median(ours),
             "ratio_median": median, "ratio_quartiles": [q1, q3], "ratio_min": min(ratios),
             "ratio_max": max(ratios), "pairs_at_2x": sum(r >= 2 for r in ratios)}
 
@@ -165,6 +167,7 @@ def main(argv=None):
     for side, key in (("ours", "ours_median_s"), (other, "other_median_s")):
         step = summary[key]
         print(f"  {side:12s} median {step:.3f} s/step ({batch * seq / step:.0f} tokens/s)")
+    print(f"  speed-up, ratio of the medians: {summary['ratio_of_medians']:.2f}x")
     q1, q3 = summary["ratio_quartiles"]
     print(f"  speed-up per pair: median {summary['ratio_median']:.2f}x, quartiles {q1:.2f}x - "
           f"{q3:.2f}x, range {summary['ratio_min']:.2f}x - {summary['ratio_max']:.2f}x "

@@ -129,6 +129,7 @@ def test_lockstep_alternates_turns_and_rates_each_pair():
     assert summary["pairs_at_2x"] == 2 and summary["ratio_min"] == 1.5
     assert summary["ours_median_s"] == 1.5 and summary["other_median_s"] == pytest.approx(3.25)
     assert summary["other"] == "peer"
+    assert summary["ratio_of_medians"] == pytest.approx(3.25 / 1.5)
 
 
 def test_step_caller_traces_once_then_trains_one_step_per_call():
