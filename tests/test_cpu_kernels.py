@@ -174,6 +174,19 @@ def test_attention_softmax_kernel_is_dropout_of_the_masked_softmax(dtype, tolera
                                       seed, rate)
 
 
+def test_attention_softmax_kernel_names_a_bad_seed_rate_or_gradient_shape():
+    ops, _ = cpu_kernels.load()
+    scores, bias = tf.zeros([2, 3, 4, 5]), tf.zeros([2, 5])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"seed must have 2 elements.*\[3\]"):
+        cpu_kernels.attention_softmax(scores, bias, tf.constant([1, 2, 3]), 0.1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"rate must be in \[0, 1\)"):
+        cpu_kernels.attention_softmax(scores, bias, tf.constant([1, 2]), 1.0)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"d_dropped \[2,3,4,4\] must have the shape of probs \[2,3,4,5\]"):
+        ops.electra_attention_softmax_grad(tf.zeros([2, 3, 4, 4]), scores, tf.constant([1, 2]),
+                                           rate=0.1)
+
+
 def loss_outputs_and_gradient(logits, labels, d_nll, fused):
     with tf.GradientTape() as tape:
         tape.watch(logits)

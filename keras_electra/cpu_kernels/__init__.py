@@ -21,8 +21,9 @@ The kernels are C++ sources, and the headers they share, next to this file.
 TensorFlow's own flags (`tf.sysconfig`), into a cache directory
 (`$KERAS_ELECTRA_CACHE`, else ~/.cache/keras_electra). The library's name is a
 hash of the sources and headers, the TensorFlow build, the compiler and the
-CPU, so a change in any of them builds a new one. It is written under a temporary name and then renamed, so a
-concurrent or interrupted build never leaves a broken library. When nothing
+CPU, so a change in any of them builds a new one. It is written under a
+temporary name and then renamed, so a concurrent or interrupted build never
+leaves a broken library. When nothing
 can be compiled, `load()` says why and callers use TensorFlow ops.
 
 Only the non-XLA CPU step uses these kernels. `ElectraPretrainer.compile`

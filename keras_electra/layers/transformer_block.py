@@ -54,8 +54,8 @@ class ElectraTransformerBlock(keras_hub.layers.TransformerEncoder):
     """
 
     # Set by `ElectraPretrainer.compile`: gelu(x + bias), LayerNorm(a + b) and the
-    # attention probabilities through the fused CPU kernels (`keras_electra.cpu_kernels`). A runtime
-    # choice, not configuration.
+    # attention probabilities through the fused CPU kernels
+    # (`keras_electra.cpu_kernels`). A runtime choice, not configuration.
     fused_kernels = False
 
     def build(self, inputs_shape):
