@@ -45,7 +45,13 @@ def main(argv=None):
     command = argparse.ArgumentParser(prog=f"keras-electra {argv[0]}", description=help_text)
     module.add_arguments(command)
     args = command.parse_args(argv[1:])
-    result = module.run(args)
+    from keras_electra.errors import InputError
+
+    try:
+        result = module.run(args)
+    except InputError as e:  # a problem the user can fix: one line, no traceback
+        print(f"keras-electra {argv[0]}: error: {e}", file=sys.stderr, flush=True)
+        return 2
     return int(result or 0)
 
 

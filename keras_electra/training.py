@@ -51,6 +51,7 @@ import tensorflow as tf
 from keras_electra import callbacks as cb
 from keras_electra import distribute, flops
 from keras_electra.config import PretrainingConfig, write_text_atomic
+from keras_electra.errors import InputError
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -63,10 +64,6 @@ FINAL_PRESET = "final"
 # Fields that must not change between a run and its resumption.
 _ARCHITECTURE_FIELDS = ("electra_objective", "uniform_generator", "untied_generator",
                         "untied_generator_embeddings", "gradient_accumulation_steps")
-
-
-class InputError(ValueError):
-    """A configuration or input problem found before training started."""
 
 
 class TrainingDiverged(RuntimeError):
