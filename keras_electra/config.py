@@ -14,15 +14,24 @@ Departures, each a fix of something that silently broke official runs:
   as in many published hparams files) means False rather than truthy;
 - the per-size defaults for base/large (commented out in the official file,
   and what every base/large user un-comments) are active;
-- invalid values raise before any model is built.
+- every value is checked against its allowed range or set (`_RULES`) as it
+  is set, and the values that depend on each other in `validate()`, so an
+  invalid value raises `InputError` naming the hparam, the value and what is
+  allowed, before any model is built;
+- the derived `max_predictions_per_seq` is kept within [1, max_seq_length]
+  (the official formula gives 0 for tiny sequences, which cannot train, and
+  more slots than tokens for mask_prob near 1).
 """
 
 import dataclasses
 import difflib
 import json
+import math
 import os
 
 import tensorflow as tf
+
+from keras_electra.errors import InputError
 
 MODEL_SIZES = {
     # hidden, layers (`util/training_utils.get_bert_config`)
@@ -139,6 +148,13 @@ class PretrainingConfig:
     log_every_steps: int = 100
     peak_tflops: float = None  # for the utilisation figure; measured if None
 
+    def __setattr__(self, name, value):
+        """Every field is checked as it is set (by `create`, the constructor or a later
+        `config.x = ...`), so an out-of-range value can never reach a model."""
+        if name in _FIELDS:
+            _check_value(name, value)
+        super().__setattr__(name, value)
+
     # ------------------------------------------------------------------ build
     @classmethod
     def create(cls, model_name="electra", data_dir=".", **hparams):
@@ -167,9 +183,9 @@ class PretrainingConfig:
                 config.mask_prob = 0.25
                 config.train_batch_size = 2048
         config._update(hparams)  # the user's values always win
-        if "max_predictions_per_seq" not in hparams:
-            config.max_predictions_per_seq = int(
-                (config.mask_prob + 0.005) * config.max_seq_length)
+        if hparams.get("max_predictions_per_seq") is None:
+            derived = int((config.mask_prob + 0.005) * config.max_seq_length)
+            config.max_predictions_per_seq = min(max(derived, 1), config.max_seq_length)
         config.validate()
         return config
 
@@ -205,7 +221,7 @@ class PretrainingConfig:
     def bert_config(self):
         """Discriminator hyperparameters (`training_utils.get_bert_config`)."""
         if self.model_size not in MODEL_SIZES:
-            raise ValueError(
+            raise InputError(
                 f"model_size={self.model_size!r} is not one of {sorted(MODEL_SIZES)}.")
         hidden, layers = MODEL_SIZES[self.model_size]
         args = {"hidden_size": hidden, "num_hidden_layers": layers,
@@ -244,42 +260,29 @@ class PretrainingConfig:
 
     # ------------------------------------------------------------ checks
     def validate(self):
-        """Raise ValueError naming the field for any value that cannot train."""
-        def fail(field, message):
-            raise ValueError(f"hparam '{field}': {message}")
+        """Raise InputError naming the hparam for any value that cannot train.
 
+        Each value alone is checked as it is set (`_check_value`); here also the
+        values that depend on each other, and the model sizes they resolve to.
+        """
+        def fail(field, message):
+            raise InputError(f"hparam '{field}': {message}")
+
+        for field in dataclasses.fields(self):
+            _check_value(field.name, getattr(self, field.name))
         if self.electric_objective or self.two_tower_generator:
             fail("electric_objective", "Electric (two-tower generator) is not "
                  "implemented in keras-electra; use electra_objective=True.")
-        if not 0.0 < self.mask_prob < 1.0:
-            fail("mask_prob", f"must be in (0, 1), got {self.mask_prob}.")
-        if self.temperature <= 0:
-            fail("temperature", f"must be > 0, got {self.temperature}.")
-        for name in ("vocab_size", "max_seq_length", "train_batch_size",
-                     "eval_batch_size", "num_train_steps", "iterations_per_loop",
-                     "save_checkpoints_steps", "num_eval_steps",
-                     "max_predictions_per_seq", "gradient_accumulation_steps",
-                     "log_every_steps"):
-            if getattr(self, name) is None or getattr(self, name) <= 0:
-                fail(name, f"must be a positive integer, got {getattr(self, name)!r}.")
-        if self.embedding_size is not None and self.embedding_size <= 0:
-            fail("embedding_size", f"must be positive, got {self.embedding_size}.")
-        for name in ("generator_hidden_size", "generator_layers"):
-            if not 0 < getattr(self, name) <= 1.0:
-                fail(name, f"must be a fraction in (0, 1], got {getattr(self, name)}.")
-        if self.num_warmup_steps < 0:
-            fail("num_warmup_steps", "must be >= 0.")
-        if self.precision not in (None, "fp32", "bf16", "fp16"):
-            fail("precision", f"must be fp32, bf16 or fp16, got {self.precision!r}.")
+        if self.electra_objective and self.gen_weight == 0 == self.disc_weight:
+            fail("disc_weight", "0 with gen_weight 0 as well: no loss would train "
+                 "anything; set disc_weight > 0 (default 50.0).")
+        if not self.electra_objective and self.gen_weight == 0:
+            fail("gen_weight", "0 with electra_objective false, where the masked-LM loss is "
+                 "the only loss: nothing would train; set gen_weight > 0 (default 1.0).")
         if self.train_batch_size % self.gradient_accumulation_steps:
             fail("gradient_accumulation_steps",
                  f"train_batch_size {self.train_batch_size} is not divisible by "
                  f"{self.gradient_accumulation_steps}.")
-        unknown = set(self.model_hparam_overrides) - set(BERT_HPARAMS)
-        if unknown:
-            name = sorted(unknown)[0]
-            fail("model_hparam_overrides",
-                 f"unknown model hparam '{name}'{_suggest(name, BERT_HPARAMS)}.")
         for label, cfg in (("discriminator", self.bert_config()),
                            ("generator", self.generator_config())):
             for key in ("hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -294,7 +297,9 @@ class PretrainingConfig:
             fail("max_seq_length", f"{self.max_seq_length} exceeds "
                  f"max_position_embeddings {self.bert_config()['max_position_embeddings']}.")
         if self.max_predictions_per_seq > self.max_seq_length:
-            fail("max_predictions_per_seq", "cannot exceed max_seq_length.")
+            fail("max_predictions_per_seq", f"{self.max_predictions_per_seq} exceeds "
+                 f"max_seq_length {self.max_seq_length}: leave it unset to derive it from "
+                 "mask_prob.")
 
     # ---------------------------------------------------------- serialise
     def to_dict(self):
@@ -326,16 +331,20 @@ def load_hparams(hparams):
     text = str(hparams).strip()
     if not text.startswith("{"):
         if not tf.io.gfile.exists(text):
-            raise ValueError(f"hparams file {text!r} does not exist (pass a JSON "
+            raise InputError(f"hparams file {text!r} does not exist (pass a JSON "
                              "object string or the path to a .json file).")
-        with tf.io.gfile.GFile(text) as f:
-            text = f.read()
+        try:
+            with tf.io.gfile.GFile(text, "rb") as f:
+                text = f.read().decode("utf-8")
+        except (tf.errors.OpError, UnicodeDecodeError) as e:
+            raise InputError(f"hparams file {text!r} cannot be read as UTF-8 JSON "
+                             f"({type(e).__name__}): pass a .json file.") from None
     try:
         values = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"hparams {str(hparams)[:80]!r} is not valid JSON: {e}") from e
+        raise InputError(f"hparams {str(hparams)[:80]!r} is not valid JSON: {e}") from e
     if not isinstance(values, dict):
-        raise ValueError("hparams must be a JSON object of name: value pairs.")
+        raise InputError("hparams must be a JSON object of name: value pairs.")
     return values
 
 
@@ -350,8 +359,181 @@ def write_text_atomic(path, text):
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+# ------------------------------------------------------------------ value rules
+
+@dataclasses.dataclass(frozen=True)
+class _Range:
+    """A closed, open or half-open interval of finite numbers; None: unbounded."""
+
+    low: float = None
+    high: float = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value):
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self):
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return (f"in {'(' if self.low_open else '['}{self.low}, "
+                f"{self.high}{')' if self.high_open else ']'}")
+
+
+_POSITIVE = _Range(0, low_open=True)
+_NON_NEGATIVE = _Range(0)
+_AT_LEAST_ONE = _Range(1)
+_FRACTION = _Range(0, 1, low_open=True)  # (0, 1]
+_DROPOUT = _Range(0, 1, high_open=True)  # [0, 1)
+
+# The values each numeric hparam may take: what the official code trains with
+# sensibly (a step count of 0 or a negative learning rate trains nothing, or
+# worse, and still "completes"). Every numeric field has an entry.
+_RULES = {
+    "gen_weight": _NON_NEGATIVE,
+    "disc_weight": _NON_NEGATIVE,
+    "mask_prob": _FRACTION,
+    "learning_rate": _POSITIVE,
+    "lr_decay_power": _NON_NEGATIVE,  # 0: constant after warm-up
+    "weight_decay_rate": _NON_NEGATIVE,
+    "num_warmup_steps": _NON_NEGATIVE,
+    "iterations_per_loop": _AT_LEAST_ONE,
+    "save_checkpoints_steps": _AT_LEAST_ONE,
+    "num_train_steps": _AT_LEAST_ONE,
+    "num_eval_steps": _AT_LEAST_ONE,
+    "keep_checkpoint_max": _NON_NEGATIVE,  # 0 keeps every checkpoint
+    "embedding_size": _AT_LEAST_ONE,
+    "vocab_size": _AT_LEAST_ONE,
+    "generator_layers": _FRACTION,
+    "generator_hidden_size": _FRACTION,
+    "temperature": _POSITIVE,
+    "max_seq_length": _AT_LEAST_ONE,
+    "train_batch_size": _AT_LEAST_ONE,
+    "eval_batch_size": _AT_LEAST_ONE,
+    "num_tpu_cores": _AT_LEAST_ONE,
+    "max_predictions_per_seq": _AT_LEAST_ONE,
+    "seed": _Range(-2 ** 31, 2 ** 31 - 1),  # the masking hash works on 32 bits
+    "gradient_accumulation_steps": _AT_LEAST_ONE,
+    "max_hours": _POSITIVE,
+    "log_every_steps": _AT_LEAST_ONE,
+    "peak_tflops": _POSITIVE,
+    # model_hparam_overrides entries
+    "hidden_size": _AT_LEAST_ONE,
+    "num_hidden_layers": _AT_LEAST_ONE,
+    "num_attention_heads": _AT_LEAST_ONE,
+    "intermediate_size": _AT_LEAST_ONE,
+    "hidden_dropout_prob": _DROPOUT,
+    "attention_probs_dropout_prob": _DROPOUT,
+    "max_position_embeddings": _AT_LEAST_ONE,
+    "type_vocab_size": _AT_LEAST_ONE,
+    "initializer_range": _POSITIVE,
+}
+
+# String hparams with a closed set of values.
+_CHOICES = {"model_size": tuple(MODEL_SIZES), "precision": ("fp32", "bf16", "fp16")}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PretrainingConfig)}
+_OVERRIDES = "model_hparam_overrides"
+
+# Fields where null is meaningful (a default to pick, a path to derive, no limit).
+_NULLABLE = {name for name, f in _FIELDS.items() if f.default is None} | {
+    "keep_checkpoint_max"}
+
+
+def _allowed(name, kind):
+    """What hparam `name` of type `kind` accepts, in words (for error messages)."""
+    key = name.rpartition(".")[2]
+    if key in _CHOICES:
+        text = "one of " + ", ".join(repr(c) for c in _CHOICES[key])
+    elif key == "hidden_act":
+        text = "an activation name such as 'gelu' (official), 'relu' or 'tanh'"
+    elif kind is bool:
+        text = "true or false"
+    elif kind in (int, float):
+        text = "an integer" if kind is int else "a number"
+        text += f" {_RULES[key]}" if key in _RULES else ""
+    elif kind is dict:
+        text = "a JSON object of model hparams"
+    elif name == "model_name":
+        text = "a non-empty string (the run's folder is models/NAME)"
+    else:
+        text = "a string"
+    if name in _NULLABLE:
+        text += ", or null"
+    default = _FIELDS[name].default if name in _FIELDS else None
+    if default is not None and default != dataclasses.MISSING:
+        text += f" (default {json.dumps(default)})"
+    return text
+
+
+def _reject(name, value, kind):
+    shown = json.dumps(value) if value is None or isinstance(value, bool) else repr(value)
+    raise InputError(f"hparam '{name}' = {shown} is not allowed: it must be "
+                     f"{_allowed(name, kind)}.")
+
+
+def _check_value(name, value):
+    """Raise InputError unless `value` (already of the field's type) is allowed for `name`.
+
+    `name` is a field of PretrainingConfig or `model_hparam_overrides.KEY`.
+    """
+    kind = _kind(name)
+    key = name.rpartition(".")[2]
+    if value is None:
+        if name not in _NULLABLE:
+            _reject(name, value, kind)
+        return
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind in (int, float):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and (kind is float or isinstance(value, int))
+              and (key not in _RULES or value in _RULES[key]))
+    elif kind is dict:
+        ok = isinstance(value, dict)
+        for entry, entry_value in (value.items() if ok else ()):
+            _check_value(_override_name(entry), entry_value)
+    else:
+        ok = isinstance(value, str) and (key not in _CHOICES or value in _CHOICES[key])
+        if ok and key == "hidden_act":
+            ok = _is_activation(value)
+        if ok and name == "model_name":
+            ok = bool(value.strip())
+    if not ok:
+        _reject(name, value, kind)
+
+
+def _override_name(entry):
+    """'model_hparam_overrides.ENTRY', the name errors use; InputError for an unknown entry."""
+    if entry not in BERT_HPARAMS:
+        raise InputError(f"hparam '{_OVERRIDES}': unknown model hparam '{entry}'"
+                         f"{_suggest(entry, BERT_HPARAMS)}.")
+    return f"{_OVERRIDES}.{entry}"
+
+
+def _kind(name):
+    """The type of a field, or of a `model_hparam_overrides.KEY` entry."""
+    if name.startswith(_OVERRIDES + "."):
+        return BERT_HPARAMS[name.partition(".")[2]]
+    return _FIELDS[name].type
+
+
+def _is_activation(name):
+    import keras  # only when a model hparam names an activation
+
+    try:
+        keras.activations.get(name)
+    except ValueError:
+        return name == "gelu"  # ours (`layers.gelu`), whatever Keras calls it
+    return True
+
+
 def _field_names():
-    return [f.name for f in dataclasses.fields(PretrainingConfig)]
+    return list(_FIELDS)
 
 
 def _suggest(name, valid):
@@ -363,41 +545,44 @@ def _check_names(hparams):
     valid = _field_names()
     for name in hparams:
         if name not in valid:
-            raise ValueError(f"Unknown hparam '{name}'{_suggest(name, valid)}.")
+            raise InputError(f"Unknown hparam '{name}'{_suggest(name, valid)}.")
     return hparams
 
 
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+_NULL = ("none", "null")
+
+
 def _coerce(name, kind, value):
-    """Convert JSON/CLI values ("false", "119547", "5e-4") to the field's type."""
+    """Convert JSON/CLI values ("false", "119547", "5e-4") to the field's type.
+
+    Strict where the official code was loose: 2, 0.5 or a list is not a bool,
+    1.5 is not an integer, true is not a number. Raises InputError saying what
+    the hparam accepts.
+    """
+    if isinstance(value, str) and kind is not str and value.strip().lower() in _NULL:
+        value = None
     if value is None:
         return None
-    kind = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict}.get(
-        kind, kind) if isinstance(kind, str) else kind
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in ("true", "1", "yes"):
-                    return True
-                if lowered in ("false", "0", "no", ""):
-                    return False
-                raise ValueError(value)
+    if kind is bool:
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, (bool, int, float)) and value in (0, 1):
             return bool(value)
-        if kind is int:
-            if isinstance(value, str) and value.strip().lower() in ("none", "null"):
-                return None
-            as_float = float(value)
-            if as_float != int(as_float):
-                raise ValueError(value)
-            return int(as_float)
-        if kind is float:
-            return float(value)
-        if kind is dict:
-            value = load_hparams(value) if isinstance(value, str) else value
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return {k: BERT_HPARAMS.get(k, lambda v: v)(v) for k, v in value.items()}
+    elif kind in (int, float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+            if kind is float:
+                return number
+            if number == int(number):
+                return int(number)
+        except (TypeError, ValueError, OverflowError):  # "many", [1], "inf"
+            pass
+    elif kind is dict:
+        value = load_hparams(value) if isinstance(value, str) else value
+        if isinstance(value, dict):
+            return {k: _coerce(_override_name(k), BERT_HPARAMS[k], v)
+                    for k, v in value.items()}
+    elif isinstance(value, str):
         return value
-    except (TypeError, ValueError):
-        raise ValueError(f"hparam '{name}': cannot use {value!r} as "
-                         f"{getattr(kind, '__name__', kind)}.") from None
+    _reject(name, value, kind)

@@ -1,8 +1,13 @@
+import dataclasses
+import hashlib
 import json
 
 import pytest
+from pretrain_helpers import copy_data_dir, hparams, shared_data_dir  # noqa: F401 (fixture)
 
-from keras_electra.config import PretrainingConfig
+from keras_electra import cli, config as config_lib
+from keras_electra.config import BERT_HPARAMS, PretrainingConfig
+from keras_electra.errors import InputError
 
 # Values read from google-research/electra configure_pretraining.py.
 OFFICIAL_DEFAULTS = {
@@ -107,28 +112,155 @@ def test_unknown_hparam_names_closest_valid_name():
 
 
 @pytest.mark.parametrize("hparams,field", [
-    ({"mask_prob": 0.0}, "mask_prob"),
-    ({"mask_prob": 1.5}, "mask_prob"),
     ({"model_hparam_overrides": {"hidden_size": 100, "num_attention_heads": 3}}, "hidden_size"),
     ({"max_seq_length": 1024}, "max_seq_length"),
-    ({"train_batch_size": 0}, "train_batch_size"),
-    ({"vocab_size": -5}, "vocab_size"),
-    ({"embedding_size": 0}, "embedding_size"),
-    ({"model_hparam_overrides": {"num_hidden_layers": 0}}, "num_hidden_layers"),
-    ({"generator_hidden_size": 2.0}, "generator_hidden_size"),
+    ({"generator_hidden_size": 0.001}, "hidden_size"),  # a 0-wide generator
     ({"electric_objective": True}, "electric_objective"),
-    ({"temperature": 0}, "temperature"),
-    ({"num_train_steps": "many"}, "num_train_steps"),
+    ({"gen_weight": 0, "disc_weight": 0}, "disc_weight"),
+    ({"electra_objective": False, "gen_weight": 0}, "gen_weight"),
+    ({"max_predictions_per_seq": 129}, "max_predictions_per_seq"),
+    ({"gradient_accumulation_steps": 3}, "gradient_accumulation_steps"),
 ])
-def test_invalid_values_raise_naming_the_field(hparams, field):
-    with pytest.raises(ValueError, match=field):
+def test_invalid_combinations_raise_naming_the_field(hparams, field):
+    with pytest.raises(InputError, match=f"hparam '{field}'"):
         PretrainingConfig.create(**hparams)
 
 
+# (hparam, bad value, the value and the allowed range as the message shows them).
+# Every numeric hparam (and model_hparam_overrides entry) has a row: see the test below.
+BAD_VALUES = [
+    ("learning_rate", -1, "-1.0", "a number > 0"),
+    ("learning_rate", 0, "0.0", "> 0"),
+    ("learning_rate", "nan", "nan", "> 0"),
+    ("learning_rate", None, "null", "> 0"),
+    ("lr_decay_power", -1, "-1.0", ">= 0"),
+    ("weight_decay_rate", -0.01, "-0.01", ">= 0"),
+    ("num_warmup_steps", -1, "-1", "an integer >= 0"),
+    ("gen_weight", -1, "-1.0", ">= 0"),
+    ("disc_weight", -50, "-50.0", ">= 0"),
+    ("disc_weight", "Infinity", "inf", ">= 0"),
+    ("mask_prob", 0, "0.0", "in (0, 1]"),
+    ("mask_prob", 1.5, "1.5", "in (0, 1]"),
+    ("temperature", 0, "0.0", "> 0"),
+    ("temperature", "inf", "inf", "> 0"),
+    ("generator_layers", 0, "0.0", "in (0, 1]"),
+    ("generator_hidden_size", 2.0, "2.0", "in (0, 1]"),
+    ("train_batch_size", 0, "0", "an integer >= 1"),
+    ("eval_batch_size", -8, "-8", ">= 1"),
+    ("num_train_steps", 0, "0", ">= 1"),
+    ("num_train_steps", 2.5, "2.5", "an integer"),
+    ("num_train_steps", "many", "'many'", "an integer"),
+    ("num_train_steps", "inf", "'inf'", "an integer"),
+    ("num_train_steps", True, "true", "an integer"),
+    ("num_eval_steps", 0, "0", ">= 1"),
+    ("iterations_per_loop", 0, "0", ">= 1"),
+    ("save_checkpoints_steps", -1, "-1", ">= 1"),
+    ("keep_checkpoint_max", -1, "-1", ">= 0, or null"),
+    ("embedding_size", 0, "0", ">= 1, or null"),
+    ("vocab_size", -5, "-5", ">= 1"),
+    ("max_seq_length", 0, "0", ">= 1"),
+    ("num_tpu_cores", 0, "0", ">= 1"),
+    ("max_predictions_per_seq", 0, "0", ">= 1"),
+    ("seed", 2 ** 31, "2147483648", "in [-2147483648, 2147483647]"),
+    ("gradient_accumulation_steps", 0, "0", ">= 1"),
+    ("max_hours", 0, "0.0", "> 0, or null"),
+    ("log_every_steps", 0, "0", ">= 1"),
+    ("peak_tflops", -1, "-1.0", "> 0, or null"),
+    # booleans, closed sets, strings
+    ("do_eval", "maybe", "'maybe'", "true or false"),
+    ("debug", 2, "2", "true or false"),
+    ("do_train", None, "null", "true or false"),
+    ("strip_accents", [], "[]", "true or false, or null"),
+    ("model_size", "huge", "'huge'", "one of 'small', 'base', 'large'"),
+    ("precision", "fp64", "'fp64'", "one of 'fp32', 'bf16', 'fp16'"),
+    ("model_name", "", "''", "a non-empty string"),
+    ("vocab_file", 5, "5", "a string"),
+    ("model_hparam_overrides", None, "null", "a JSON object"),
+    # model_hparam_overrides entries
+    ("model_hparam_overrides.hidden_size", "x", "'x'", "an integer >= 1"),
+    ("model_hparam_overrides.num_hidden_layers", 0, "0", ">= 1"),
+    ("model_hparam_overrides.num_attention_heads", 0, "0", ">= 1"),
+    ("model_hparam_overrides.intermediate_size", -1, "-1", ">= 1"),
+    ("model_hparam_overrides.vocab_size", 0, "0", ">= 1"),
+    ("model_hparam_overrides.max_position_embeddings", 0, "0", ">= 1"),
+    ("model_hparam_overrides.type_vocab_size", 0, "0", ">= 1"),
+    ("model_hparam_overrides.hidden_dropout_prob", 1.0, "1.0", "in [0, 1)"),
+    ("model_hparam_overrides.attention_probs_dropout_prob", -0.1, "-0.1", "in [0, 1)"),
+    ("model_hparam_overrides.initializer_range", 0, "0.0", "> 0"),
+    ("model_hparam_overrides.hidden_act", "bogus", "'bogus'", "an activation name"),
+]
+
+
+def _as_hparams(name, value):
+    if name.startswith("model_hparam_overrides."):
+        return {"model_hparam_overrides": {name.partition(".")[2]: value}}
+    return {name: value}
+
+
+@pytest.mark.parametrize("name,value,shown,allowed", BAD_VALUES)
+def test_bad_value_names_hparam_value_and_range(name, value, shown, allowed):
+    """Python API and JSON (string) hparams both fail, before any model exists."""
+    for build in (lambda hp: PretrainingConfig.create(**hp),
+                  lambda hp: PretrainingConfig.from_hparams(json.dumps(hp))):
+        with pytest.raises(InputError) as err:
+            build(_as_hparams(name, value))
+        message = str(err.value)
+        assert message.startswith(f"hparam '{name}' = {shown} is not allowed: "), message
+        assert f"it must be {allowed}" in message or allowed in message, message
+
+
+def test_every_numeric_hparam_has_a_range_and_a_bad_value_row():
+    tested = {row[0] for row in BAD_VALUES}
+    numeric = {f.name for f in dataclasses.fields(PretrainingConfig) if f.type in (int, float)}
+    numeric |= {f"model_hparam_overrides.{k}" for k, kind in BERT_HPARAMS.items()
+                if kind in (int, float)}
+    assert numeric - tested == set()
+    assert {n.rpartition(".")[2] for n in numeric} <= set(config_lib._RULES)
+
+
+@pytest.mark.parametrize("hparams", [
+    {"mask_prob": 1.0}, {"lr_decay_power": 0}, {"weight_decay_rate": 0},
+    {"num_warmup_steps": 0}, {"gen_weight": 0}, {"disc_weight": 0},
+    {"keep_checkpoint_max": 0}, {"keep_checkpoint_max": None}, {"seed": -1},
+    {"generator_layers": 1.0, "generator_hidden_size": 1.0}, {"temperature": 0.01},
+    {"model_hparam_overrides": {"hidden_dropout_prob": 0.0, "hidden_act": "relu"}},
+    {"max_seq_length": 4}, {"max_hours": "0.5"}, {"do_eval": 1, "debug": "no"},
+])
+def test_boundary_values_the_official_code_trains_with_are_accepted(hparams):
+    config = PretrainingConfig.create(**hparams)
+    assert 1 <= config.max_predictions_per_seq <= config.max_seq_length
+
+
+def test_setting_a_bad_value_later_fails_and_keeps_the_old_one():
+    config = PretrainingConfig.create()
+    with pytest.raises(InputError, match=r"hparam 'learning_rate' = -1 is not allowed"):
+        config.learning_rate = -1
+    assert config.learning_rate == 5e-4
+    with pytest.raises(InputError, match="hparam 'num_train_steps'"):
+        PretrainingConfig(num_train_steps=0)
+
+
+def test_negative_learning_rate_on_the_cli_fails_before_any_model(
+        shared_data_dir, tmp_path, capsys):  # noqa: F811 (fixture)
+    data_dir = copy_data_dir(shared_data_dir, tmp_path / "data")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in data_dir.rglob("*") if p.is_file()}
+    code = cli.main(["pretrain", "--data-dir", str(data_dir), "--model-name", "neg",
+                     "--hparams", hparams(learning_rate=-1, num_train_steps=2)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "keras-electra pretrain: error: hparam 'learning_rate' = -1.0 is not allowed: "
+        "it must be a number > 0 (default 0.0005)."]
+    assert not (data_dir / "models").exists()  # no models/neg/, no checkpoint
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in data_dir.rglob("*") if p.is_file()} == before
+
+
 def test_bad_hparams_text_and_missing_file():
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         PretrainingConfig.from_hparams("{learning_rate: }")
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         PretrainingConfig.from_hparams("no/such/hparams.json")
 
 
