@@ -2,13 +2,17 @@
 
 import hashlib
 import unicodedata
+import uuid
 
 import pytest
+import tensorflow as tf
 
 import official_port
 from data_helpers import build_vocab
+from keras_electra import cli
 from keras_electra.data import corpus, vocab
 from keras_electra.data.tokenization import FullTokenizer
+from keras_electra.errors import InputError
 
 ACCENTED = set("áéíóúñÁÉÍÓÚÑ")
 
@@ -211,3 +215,121 @@ def test_long_lines_are_cut_and_counted(tmp_path):
     assert max(len(line.encode()) for line in lines) <= 100_000
     assert lines[-1] == "fin"
     assert " ".join(lines[:-1]).split() == words  # cut at spaces: no word lost or split
+
+
+# ----------------------------------------------------------------------------- --output checks
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hola mundo\nel perro come pan\nla casa es grande\n" * 20,
+                                  encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def no_learning(monkeypatch):
+    """Fails the test if build-vocab reads the corpus or learns: checks must come first."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the corpus was read before the output was checked")
+    monkeypatch.setattr(corpus, "list_corpus_files", forbidden)
+    monkeypatch.setattr(vocab, "learn_vocab", forbidden)
+
+
+def _build_vocab_cli(capsys, corpus_dir, output, *extra):
+    code = cli.main(["build-vocab", "--corpus-dir", str(corpus_dir), "--vocab-size", "60",
+                     "--output", str(output), *extra])
+    return code, capsys.readouterr().err
+
+
+def _one_error_line(err):
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras-electra build-vocab: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_build_vocab_missing_output_folder_fails_before_learning(
+        tiny_corpus, tmp_path, capsys, no_learning):
+    output = tmp_path / "missing_dir" / "vocab.txt"
+    code, err = _build_vocab_cli(capsys, tiny_corpus, output)
+    line = _one_error_line(err)
+    assert code == 2
+    assert str(output) in line and "does not exist" in line
+    assert f"mkdir -p {tmp_path / 'missing_dir'}" in line
+    assert not (tmp_path / "missing_dir").exists()  # no stray folder made either
+
+
+def test_build_vocab_output_under_a_file_or_at_a_folder_fails_before_learning(
+        tiny_corpus, tmp_path, capsys, no_learning):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine\n")
+    code, err = _build_vocab_cli(capsys, tiny_corpus, blocker / "vocab.txt")
+    assert code == 2 and "is a file, not a folder" in _one_error_line(err)
+    assert blocker.read_text() == "mine\n"
+    code, err = _build_vocab_cli(capsys, tiny_corpus, tmp_path)
+    line = _one_error_line(err)
+    assert code == 2 and "is a folder" in line and str(tmp_path / "vocab.txt") in line
+
+
+def test_build_vocab_unwritable_output_fails_before_learning(tiny_corpus, capsys, no_learning):
+    # /proc takes no new files, even for root (so no chmod trick is needed).
+    code, err = _build_vocab_cli(capsys, tiny_corpus, "/proc/vocab.txt")
+    line = _one_error_line(err)
+    assert code == 2 and "/proc/vocab.txt cannot be written" in line
+    assert "permissions" in line
+
+
+def test_build_vocab_keeps_an_existing_vocab_unless_overwrite(tiny_corpus, tmp_path, capsys,
+                                                              monkeypatch):
+    output = tmp_path / "vocab.txt"
+    output.write_text("[PAD]\nmy\nold\nvocab\n", encoding="utf-8")
+    with monkeypatch.context() as patch:
+        patch.setattr(vocab, "learn_vocab", lambda *a, **k: pytest.fail("learned anyway"))
+        code, err = _build_vocab_cli(capsys, tiny_corpus, output)
+    line = _one_error_line(err)
+    assert code == 2 and f"--output {output} already exists" in line
+    assert "--overwrite" in line and "Nothing was changed" in line
+    assert output.read_text(encoding="utf-8") == "[PAD]\nmy\nold\nvocab\n"
+    code, err = _build_vocab_cli(capsys, tiny_corpus, output, "--overwrite")
+    assert code == 0, err
+    tokens = output.read_text(encoding="utf-8").split("\n")[:-1]
+    assert tokens[:5] == list(vocab.SPECIAL_TOKENS) and "hola" in tokens
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "vocab.txt"]  # no temp
+
+
+def test_write_vocab_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    output = tmp_path / "vocab.txt"
+    output.write_text("theirs\n", encoding="utf-8")
+    with pytest.raises(InputError, match="appeared while the vocab was learned: it was kept"):
+        vocab.write_vocab(["[PAD]", "ours"], str(output), overwrite=False)
+    assert output.read_text(encoding="utf-8") == "theirs\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["vocab.txt"]  # the temp file is gone
+
+
+def test_build_vocab_remote_output_needs_no_folder_but_keeps_existing(tiny_corpus, capsys):
+    # ram:// behaves like gs://: no real folders; a write creates the prefix.
+    output = f"ram://vocab-test-{uuid.uuid4().hex[:8]}/run1/vocab.txt"
+    code, err = _build_vocab_cli(capsys, tiny_corpus, output)
+    assert code == 0, err
+    with tf.io.gfile.GFile(output) as f:
+        first = f.read()
+    assert first.startswith("[PAD]\n[UNK]\n")
+    code, err = _build_vocab_cli(capsys, tiny_corpus, output, "--reserved", "[unused0]")
+    assert code == 2 and "already exists" in _one_error_line(err)
+    with tf.io.gfile.GFile(output) as f:
+        assert f.read() == first
+    assert tf.io.gfile.listdir(output.rpartition("/")[0]) == ["vocab.txt"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--vocab-size", "5"], "--vocab-size 5 leaves no room for word pieces"),
+    (["--reserved", "[MASK]"], "--reserved repeats [MASK]"),
+])
+def test_build_vocab_bad_flags_one_line(tiny_corpus, tmp_path, capsys, no_learning, extra,
+                                        message):
+    code = cli.main(["build-vocab", "--corpus-dir", str(tiny_corpus), "--output",
+                     str(tmp_path / "vocab.txt"), *extra])
+    assert code == 2 and message in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "vocab.txt").exists()

@@ -15,6 +15,7 @@ learned pieces. Official BERT vocabs put the special tokens elsewhere ([PAD] 0, 
 
 import hashlib
 import os
+import posixpath
 import random
 import uuid
 
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from keras_electra.data import corpus as corpus_lib
 from keras_electra.data.tokenization import FullTokenizer, effective_strip_accents
+from keras_electra.errors import InputError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _SPECIAL_KEYS = dict(zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS))
@@ -138,12 +140,67 @@ def coverage(vocab, lines, do_lower_case, strip_accents):
             "unk_rate": unks / max(pieces, 1), "pieces_per_word": pieces / max(words, 1)}
 
 
-def write_vocab(tokens, path):
-    """Writes one token per line to a temp name, then renames: never a half-written vocab."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write("".join(t + "\n" for t in tokens))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+def write_vocab(tokens, path, overwrite=True):
+    """Writes one token per line to a temp name, then renames: never a half-written vocab.
+
+    With overwrite=False the rename itself refuses an existing `path` (one that
+    appeared after `check_output`), so a vocab the user has is never replaced.
+    """
+    tmp = _temp_name(path)
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write("".join(t + "\n" for t in tokens))
+        tf.io.gfile.rename(tmp, path, overwrite=overwrite)
+    except tf.errors.AlreadyExistsError:
+        raise InputError(f"{path} appeared while the vocab was learned: it was kept; pass "
+                         "--overwrite to replace it, or choose another --output") from None
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+
+
+def _temp_name(path):
+    """A hidden sibling of `path`. Not `path` + suffix: some file systems (ram://) would
+    then report `path` itself as existing while the temp file is there."""
+    folder, name = posixpath.split(path)
+    return posixpath.join(folder, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def check_output(path, overwrite=False):
+    """Before any learning: can `path` take a new vocab.txt? Raises InputError if not.
+
+    A local parent folder must exist (a typo should not cost a whole learning run
+    or leave stray folders). Object stores (gs://...) have no real folders, so
+    there the probe below, written through `tf.io.gfile`, is the check: it finds a
+    missing bucket or a missing permission. An existing vocab is replaced only
+    with `overwrite`: records and checkpoints are tied to its exact bytes.
+    """
+    parent = posixpath.dirname(path) or "."
+    remote = "://" in path
+    if tf.io.gfile.isdir(path):
+        raise InputError(f"--output {path} is a folder: pass the file to write, "
+                         f"e.g. --output {posixpath.join(path, 'vocab.txt')}")
+    if tf.io.gfile.exists(path) and not overwrite:
+        raise InputError(f"--output {path} already exists: pass --overwrite to replace it "
+                         "(records and checkpoints built with it will no longer match), "
+                         "or choose another --output. Nothing was changed.")
+    if not remote and tf.io.gfile.exists(parent) and not tf.io.gfile.isdir(parent):
+        raise InputError(f"--output {path}: {parent} is a file, not a folder: choose "
+                         "another --output. Nothing was learned yet.")
+    if not remote and not tf.io.gfile.isdir(parent):
+        raise InputError(f"--output {path}: the folder {parent} does not exist: create it "
+                         f"first (mkdir -p {parent}) or choose another --output. Nothing "
+                         "was learned yet.")
+    probe = _temp_name(path)
+    try:
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        raise InputError(f"--output {path} cannot be written ({type(e).__name__}: "
+                         f"{getattr(e, 'message', e)}): check the folder's permissions or "
+                         "the bucket, or choose another --output. Nothing was learned "
+                         "yet.") from None
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -164,7 +221,11 @@ def add_arguments(parser):
                              "tokenizer, accents are only ever stripped when lower-casing.")
     parser.add_argument("--no-strip-accents", dest="strip_accents", action="store_false",
                         help="Keep accents (e.g. German, Spanish), cased or lower-cased.")
-    parser.add_argument("--output", default="vocab.txt", help="Where to write vocab.txt.")
+    parser.add_argument("--output", default="vocab.txt",
+                        help="Where to write vocab.txt (local or gs://). Its folder must "
+                             "exist; an existing file is kept unless --overwrite.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Replace an existing --output file (atomically).")
     parser.add_argument("--reserved", action="append", default=[], metavar="TOKEN",
                         help="Extra tokens placed right after the special tokens (repeat the "
                              "flag or separate with commas), e.g. --reserved [unused0],[unused1].")
@@ -175,17 +236,28 @@ def add_arguments(parser):
     corpus_lib.add_reading_arguments(parser)
 
 
-def run(args):
-    from tqdm import tqdm
+def _check_args(args):
+    """Everything wrong with the flags or the output, before the corpus is read.
 
+    Returns the --reserved tokens as a list.
+    """
     if args.vocab_size <= len(SPECIAL_TOKENS):
-        raise SystemExit(f"error: --vocab-size {args.vocab_size} leaves no room for word pieces")
+        raise InputError(f"--vocab-size {args.vocab_size} leaves no room for word pieces: "
+                         f"pass more than {len(SPECIAL_TOKENS)} (e.g. 32000)")
     reserved = [t for flag in args.reserved for t in flag.split(",") if t]
     clash = sorted(set(reserved) & set(SPECIAL_TOKENS)) or sorted(
         {t for t in reserved if reserved.count(t) > 1})
     if clash:
-        raise SystemExit(f"error: --reserved repeats {', '.join(clash)}: each entry must be "
+        raise InputError(f"--reserved repeats {', '.join(clash)}: each entry must be "
                          "new (the special tokens are always added)")
+    check_output(args.output, args.overwrite)
+    return reserved
+
+
+def run(args):
+    from tqdm import tqdm
+
+    reserved = _check_args(args)
     if args.strip_accents and not args.do_lower_case:
         print("note: --strip-accents has no effect with --no-lower-case (the official "
               "tokenizer strips accents only when lower-casing)")
@@ -226,7 +298,7 @@ def run(args):
     if reader.long_lines:
         print(f"warning: {reader.long_lines} line(s) longer than {args.max_line_bytes} bytes "
               "were cut into pieces")
-    write_vocab(tokens, args.output)
+    write_vocab(tokens, args.output, overwrite=args.overwrite)
     vocab = {t: i for i, t in enumerate(tokens)}
     stats = coverage(vocab, sample, args.do_lower_case, args.strip_accents)
     size_note = ("" if len(tokens) == args.vocab_size else
