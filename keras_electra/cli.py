@@ -12,6 +12,8 @@ import sys
 SUBCOMMANDS = {
     "build-vocab": ("keras_electra.data.vocab", "Learn a WordPiece vocab.txt from a text corpus."),
     "build-dataset": ("keras_electra.data.records", "Write official-format pretraining TFRecords."),
+    "check-records": ("keras_electra.data.check_records",
+                      "Read every pretraining record: CRCs, features, lengths."),
     "pretrain": ("keras_electra.training", "Pretrain ELECTRA with model.fit (TPU/GPU/CPU)."),
     "export": ("keras_electra.convert.export_cli", "Export a model to Hugging Face / keras-hub format."),
     "push": ("keras_electra.hub", "Upload a model to the Hugging Face Hub."),

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from data_helpers import build_dataset, build_vocab, read_examples
 from keras_electra.data import pipeline
+from keras_electra.errors import DataCorruptionError
 
 SEQ = 32
 
@@ -119,3 +120,23 @@ def test_bad_records_are_named(records_dir, tmp_path):
     (empty / "pretrain_data.tfrecord-0-of-1").write_bytes(b"")
     with pytest.raises(ValueError, match="hold no examples"):
         pipeline.pretraining_dataset(str(empty / "pretrain_data.tfrecord-*"), 8, SEQ)
+
+
+def test_every_file_header_is_crc_checked_at_start(records_dir, tmp_path):
+    """Random bytes in the third of four files (with or without manifest.json): named at
+    byte 0 before any reading by tf.data (was a TypeError, or a segfault reading the
+    length those bytes claimed); the file is left as it was."""
+    for with_manifest in (True, False):
+        copy = tmp_path / f"random{with_manifest}"
+        shutil.copytree(records_dir, copy)
+        if not with_manifest:
+            (copy / "manifest.json").unlink()
+        victim = files_of(copy)[2]
+        noise = b"\xff" * 8 + bytes(range(256)) * 4  # claims a 2**64 - 1 byte record
+        victim.write_bytes(noise)
+        with pytest.raises(DataCorruptionError,
+                           match=f"record file {victim} is corrupted at byte 0: the record "
+                                 "header there fails its CRC check .*rebuild it with "
+                                 "`keras-electra build-dataset --overwrite`"):
+            pipeline.pretraining_dataset(str(copy / "pretrain_data.tfrecord-*"), 8, SEQ)
+        assert victim.read_bytes() == noise

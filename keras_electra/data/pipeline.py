@@ -7,21 +7,22 @@ at a time and cast to int32 (the TPU has no int64).
 
 Checked up front, by `validate_records`, so a bad file fails before the first step
 with its name instead of mid-training as a bare `DataLossError`: the patterns match
-files; the first record of each non-empty file parses and has the three features of
-length `seq_length`; and each file is whole (its size equals the size recorded in
-manifest.json, or, without a manifest, its record headers walk exactly to the end of
-file). Not checked: bit flips inside later records (tf.data's CRC check raises then).
+files; in every non-empty file the first record's header CRC, length (bounded by the
+file size) and data CRC are good, and it parses with the three features of length
+`seq_length`; and each file is whole (its size equals the size recorded in
+manifest.json, or, without a manifest, its record headers, each CRC-checked, walk
+exactly to the end of file). Not checked up front: the data of later records (a bit
+flip there is found by tf.data's CRC check mid-training; `keras-electra check-records`,
+or `pretrain --verify-records`, reads every record first).
 """
 
 import posixpath
-import struct
 
 import tensorflow as tf
 
 from keras_electra.data.records import FEATURES, MANIFEST, read_manifest
-
-_HEADER = 12  # uint64 length + uint32 masked CRC of the length
-_FOOTER = 4  # uint32 masked CRC of the data
+from keras_electra.data.tfrecord_format import count_records, first_record
+from keras_electra.errors import DataCorruptionError, InputError
 
 
 def expand_file_patterns(file_patterns):
@@ -53,40 +54,37 @@ def _manifest_sizes(files):
     return known
 
 
-def _walk_records(path, size):
-    """Record count from the record headers alone; raises ValueError when truncated."""
-    count, offset = 0, 0
-    with tf.io.gfile.GFile(path, "rb") as f:
-        while offset < size:
-            f.seek(offset)
-            header = f.read(_HEADER)
-            if len(header) < _HEADER:
-                break
-            (length,) = struct.unpack("<Q", header[:8])
-            offset += _HEADER + length + _FOOTER
-            count += 1
-    if offset != size:
-        raise ValueError(f"record file {path} is truncated or corrupted (its records end at "
-                         f"byte {offset}, the file has {size}): rebuild it with "
-                         "`keras-electra build-dataset --overwrite`")
-    return count
+def parse_example(path, offset, data):
+    """The record `data` (at `offset` of `path`) as a tf.train.Example, or an error naming it."""
+    try:
+        return tf.train.Example.FromString(data)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError, named here
+        raise DataCorruptionError(
+            f"record file {path} is corrupted at byte {offset}: its record there is not a "
+            "tf.train.Example; rebuild it with `keras-electra build-dataset`") from None
 
 
-def _first_record(path):
-    with tf.io.gfile.GFile(path, "rb") as f:
-        header = f.read(_HEADER)
-        if len(header) < _HEADER:
-            return None
-        (length,) = struct.unpack("<Q", header[:8])
-        data = f.read(length)
-    return data if len(data) == length else None
+def check_features(path, example, seq_length, offset=0):
+    """Raises InputError unless `example` has the three int64 features of `seq_length`."""
+    features = example.features.feature
+    where = f"record file {path}" + (f" (record at byte {offset})" if offset else "")
+    for name in FEATURES:
+        if name not in features or features[name].WhichOneof("kind") != "int64_list":
+            raise InputError(f"{where} has no int64 feature {name!r}: it is not "
+                             "ELECTRA pretraining data (build it with build-dataset)")
+        length = len(features[name].int64_list.value)
+        if seq_length is not None and length != seq_length:
+            raise InputError(f"{where} has {name} of length {length} but "
+                             f"max_seq_length is {seq_length}: set max_seq_length={length} "
+                             f"or rebuild the records with --max-seq-length {seq_length}")
 
 
 def validate_records(file_patterns, seq_length, check_framing=True):
     """Checks the records named by `file_patterns` (see the module docstring).
 
-    Returns {path: number of examples}. Raises ValueError naming the file and what to
-    do. `check_framing=False` skips the whole-file check (first records only).
+    Returns {path: number of examples}. Raises InputError (DataCorruptionError for a
+    damaged file) naming the file and what to do. `check_framing=False` skips the
+    whole-file check (first records only).
     """
     files = expand_file_patterns(file_patterns)
     manifest_info = _manifest_sizes(files)
@@ -96,33 +94,18 @@ def validate_records(file_patterns, seq_length, check_framing=True):
         if size == 0:
             counts[path] = 0
             continue
-        data = _first_record(path)
-        try:
-            example = tf.train.Example.FromString(data) if data is not None else None
-        except Exception:  # noqa: BLE001 - protobuf's DecodeError, named here
-            example = None
-        if example is None:
-            raise ValueError(f"record file {path} is corrupted or not a TFRecord of "
-                             "tf.train.Example: rebuild it with `keras-electra build-dataset`")
-        features = example.features.feature
-        for name in FEATURES:
-            if name not in features or features[name].WhichOneof("kind") != "int64_list":
-                raise ValueError(f"record file {path} has no int64 feature {name!r}: it is not "
-                                 "ELECTRA pretraining data (build it with build-dataset)")
-            length = len(features[name].int64_list.value)
-            if length != seq_length:
-                raise ValueError(f"record file {path} has {name} of length {length} but "
-                                 f"max_seq_length is {seq_length}: set max_seq_length={length} "
-                                 f"or rebuild the records with --max-seq-length {seq_length}")
+        example = parse_example(path, 0, first_record(path, size))
+        check_features(path, example, seq_length)
         info = manifest_info.get(path)
         if info is not None:
             if info["bytes"] != size:
-                raise ValueError(f"record file {path} is {size} bytes but {MANIFEST} says "
-                                 f"{info['bytes']}: it is truncated or was changed; rebuild with "
-                                 "`keras-electra build-dataset --overwrite`")
+                raise DataCorruptionError(
+                    f"record file {path} is {size} bytes but {MANIFEST} says {info['bytes']}: "
+                    "it is truncated or was changed; rebuild with "
+                    "`keras-electra build-dataset --overwrite`")
             counts[path] = info["examples"]
         elif check_framing:
-            counts[path] = _walk_records(path, size)
+            counts[path] = count_records(path, size)
         else:
             counts[path] = None
     return counts
@@ -138,7 +121,7 @@ def count_examples(file_patterns):
         if path in info and info[path]["bytes"] == size:
             total += info[path]["examples"]
         elif size:
-            total += _walk_records(path, size)
+            total += count_records(path, size)
     return total
 
 
