@@ -11,13 +11,13 @@ replaced; pieces above `--threshold` (0.5) are flagged. After pretraining, a
 sentence with one word swapped for a plausible-but-wrong one should light up
 there and stay dark elsewhere.
 
-`--model` takes a keras-electra preset directory, a transformers export
-(`export_huggingface`, or any ElectraForPreTraining folder with vocab.txt) or
-"hf://user/repo". Text is tokenized exactly as in training (the official
-WordPiece, the model's own vocab.txt and casing).
+`--model` takes a keras-electra preset directory, a training folder
+(models/NAME: its final/ model), a transformers export (`export_huggingface`,
+or any ElectraForPreTraining folder with vocab.txt) or "hf://user/repo".
+Text is tokenized exactly as in training (the official WordPiece, the
+model's own vocab.txt and casing).
 """
 
-import json
 import os
 import sys
 
@@ -53,15 +53,15 @@ def _load_model(path, do_lower_case, strip_accents):
     if path.startswith("hf://"):
         from keras_electra.hub import load_from_hub
         return load_from_hub(path)
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    if config.get("model_type") == "electra":  # a transformers folder
-        from keras_electra.convert.huggingface import GENERATOR_SUBFOLDER, import_huggingface
-        has_generator = os.path.exists(os.path.join(path, GENERATOR_SUBFOLDER, "config.json"))
-        return import_huggingface(path, None if has_generator else False,
-                                  do_lower_case=do_lower_case, strip_accents=strip_accents)
     from keras_electra import presets
-    return presets.load_pretrainer(path)
+
+    kind, folder = presets.locate_model(path)  # a training folder means its final/
+    if kind == "transformers":
+        from keras_electra.convert.huggingface import GENERATOR_SUBFOLDER, import_huggingface
+        has_generator = os.path.exists(os.path.join(folder, GENERATOR_SUBFOLDER, "config.json"))
+        return import_huggingface(folder, None if has_generator else False,
+                                  do_lower_case=do_lower_case, strip_accents=strip_accents)
+    return presets.load_pretrainer(folder)
 
 
 def detect(model_or_path, text, do_lower_case=None, strip_accents=None, tokenizer=None):
@@ -92,7 +92,8 @@ def format_table(rows, threshold=0.5):
 
 def add_arguments(parser):
     parser.add_argument("--model", required=True,
-                        help="keras-electra preset dir, transformers export dir, or hf://user/repo")
+                        help="keras-electra preset dir, training dir (models/NAME: its "
+                        "final/), transformers export dir, or hf://user/repo")
     parser.add_argument("text", nargs="+", help="sentence(s) to check")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="flag tokens whose probability exceeds this")
@@ -103,8 +104,12 @@ def add_arguments(parser):
 
 
 def run(args):
+    from keras_electra.errors import InputError
+
     try:
         model, tokenizer = load_detector(args.model, args.do_lower_case)
+    except InputError:
+        raise  # the CLI prints it as one line (exit 2)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -52,3 +52,17 @@ def test_detect_cli_on_preset_and_transformers_export(tmp_path, capsys):
     assert outputs[0] == outputs[1]  # same model, same table, whichever format
     assert "pájaros" in outputs[0] and "p(replaced)" in outputs[0]
     assert outputs[0].count("<- replaced?") == 4
+
+
+def test_detect_on_a_training_folder_uses_its_final_model(tmp_path, capsys):
+    """models/NAME is the folder users pass: it means its final/ (issue 17, item 6)."""
+    model = _model(tmp_path, do_lower_case=False)
+    run = tmp_path / "models" / "tiny"
+    model.save_to_preset(str(run / "final"))
+    model.pretraining_config.to_json(str(run / "config.json"))  # training's hparams file
+    outputs = []
+    for folder in (run, run / "final"):
+        assert cli.main(["detect", "--model", str(folder), "Los pájaros",
+                         "--threshold", "0.0"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and "pájaros" in outputs[0]

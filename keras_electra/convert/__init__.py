@@ -4,14 +4,15 @@
     official_tf1.py  official google-research/electra TF1 checkpoints (import)
     keras_hub.py     keras-hub `ElectraBackbone` + `ElectraTokenizer` presets (export)
     export_cli.py    `keras-electra export`
+    publish.py       writing an output folder without losing what was there
 
 This module holds the vocabulary and file helpers they share; the converters themselves
 are imported on use (none needs transformers; torch only for legacy pytorch_model.bin).
 """
 
-import os
-
 import tensorflow as tf
+
+from keras_electra.convert.publish import publish_dir  # noqa: F401 (the writers' import)
 
 
 def read_vocab(path):
@@ -36,32 +37,3 @@ def special_token_ids(tokens, path="vocab.txt"):
         raise ValueError(f"{path} lacks the special tokens {missing}; an ELECTRA "
                          "vocabulary needs [PAD] [UNK] [CLS] [SEP] [MASK].")
     return {name: index[token] for name, token in SPECIAL_TOKENS.items()}
-
-
-def publish_dir(local_dir, target):
-    """Copy a finished local tree to `target` (any tf.io.gfile path) atomically.
-
-    The tree is copied under a temporary sibling name, then renamed into place,
-    so a reader never sees half an export. An existing `target` is replaced.
-    """
-    target = target.rstrip("/")
-    parent = os.path.dirname(target) or "."
-    tf.io.gfile.makedirs(parent)
-    staging = f"{target}.tmp-{os.getpid()}"
-    if tf.io.gfile.exists(staging):
-        tf.io.gfile.rmtree(staging)
-    for root, _, files in os.walk(local_dir):
-        rel = os.path.relpath(root, local_dir)
-        dest = staging if rel == "." else os.path.join(staging, rel)
-        tf.io.gfile.makedirs(dest)
-        for name in files:
-            tf.io.gfile.copy(os.path.join(root, name), os.path.join(dest, name),
-                             overwrite=True)
-    backup = None
-    if tf.io.gfile.exists(target):
-        backup = f"{target}.old-{os.getpid()}"
-        tf.io.gfile.rename(target, backup)
-    tf.io.gfile.rename(staging, target)
-    if backup:
-        tf.io.gfile.rmtree(backup)
-

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from keras_electra.convert import (SPECIAL_TOKENS, publish_dir, read_vocab,
                                    special_token_ids)
+from keras_electra.errors import InputError
 
 GENERATOR_SUBFOLDER = "generator"
 WEIGHTS_FILE = "model.safetensors"
@@ -141,16 +142,19 @@ def from_torch_layout(value, layout, shape):
 
 # ------------------------------------------------------------------- export
 def export_huggingface(model, export_dir, vocab_file=None, do_lower_case=None,
-                       strip_accents=None):
+                       strip_accents=None, overwrite=False):
     """Write the discriminator (root) and generator (`generator/`) as transformers folders.
 
     Args:
         model: `ElectraPretrainer`.
-        export_dir: str. Destination (any tf.io.gfile path); replaced atomically.
+        export_dir: str. Destination (any tf.io.gfile path): new, empty or a
+            previous export, replaced atomically (see `convert.publish`).
         vocab_file: str. The vocabulary the model was trained with; defaults to
             `model.vocab_file` / the model's `PretrainingConfig.vocab_file`.
         do_lower_case, strip_accents: the training casing; default to the
             model's `PretrainingConfig`. Required when the model has none.
+        overwrite: write into an `export_dir` holding other files, replacing
+            only the files of the same names (otherwise that is refused).
 
     Returns:
         `export_dir`.
@@ -176,7 +180,7 @@ def export_huggingface(model, export_dir, vocab_file=None, do_lower_case=None,
             _write_safetensors(os.path.join(folder, WEIGHTS_FILE), table)
             write_tokenizer_files(folder, tokens, do_lower_case, strip_accents,
                                   model.max_position_embeddings)
-        publish_dir(tmp, export_dir)
+        publish_dir(tmp, export_dir, overwrite=overwrite)
     return export_dir
 
 
@@ -327,20 +331,21 @@ def import_huggingface(discriminator_dir, generator_dir=None, do_lower_case=None
     """
     if generator_dir is None:
         generator_dir = os.path.join(discriminator_dir, GENERATOR_SUBFOLDER)
-    disc_config = _read_json(discriminator_dir, "config.json")
+    disc_config = _transformers_config(discriminator_dir)
     if generator_dir is False:  # discriminator only (inference): no generator tower
         gen_config, model_kwargs["uniform_generator"] = disc_config, True
     elif not tf.io.gfile.exists(os.path.join(generator_dir, "config.json")):
-        raise ValueError(
+        raise InputError(
             f"No generator at {generator_dir}: pass generator_dir= (for the google "
             "checkpoints, the matching google/electra-*-generator folder), or "
             "generator_dir=False for the discriminator alone.")
     else:
-        gen_config = _read_json(generator_dir, "config.json")
+        gen_config = _transformers_config(generator_dir)
     _check_pair(disc_config, gen_config)
     vocab_path = os.path.join(discriminator_dir, "vocab.txt")
     if not tf.io.gfile.exists(vocab_path):
-        raise ValueError(f"{discriminator_dir} has no vocab.txt.")
+        raise InputError(f"{discriminator_dir} has no vocab.txt: copy the model's "
+                         "vocabulary there (the tokenizer is part of the model).")
     tokens = read_vocab(vocab_path)
     do_lower_case, strip_accents = _import_casing(discriminator_dir, do_lower_case,
                                                   strip_accents)
@@ -368,6 +373,24 @@ def import_huggingface(discriminator_dir, generator_dir=None, do_lower_case=None
     return model
 
 
+def _transformers_config(folder):
+    """The config.json of a transformers folder; InputError naming anything else."""
+    path = os.path.join(folder, "config.json")
+    if not tf.io.gfile.isdir(folder) or not tf.io.gfile.exists(path):
+        raise InputError(
+            f"{folder} is not a transformers model folder: it has no config.json (one holds "
+            "config.json, model.safetensors or pytorch_model.bin, vocab.txt and "
+            "tokenizer_config.json, as a download of google/electra-small-discriminator).")
+    try:
+        config = _read_json(folder, "config.json")
+    except ValueError as e:
+        raise InputError(f"{path} is not valid JSON ({e}).") from None
+    if isinstance(config, dict) and ("model_config" in config or "num_train_steps" in config):
+        raise InputError(f"{folder} is a keras-electra folder, not a transformers one: "
+                         "drop --from huggingface (export reads it directly).")
+    return config
+
+
 def load_state_dict(folder):
     """{name: float32 array} of a transformers checkpoint folder, `electra.` prefixed."""
     index = os.path.join(folder, WEIGHTS_FILE + ".index.json")
@@ -380,13 +403,14 @@ def load_state_dict(folder):
     elif tf.io.gfile.exists(os.path.join(folder, "pytorch_model.bin")):
         files = [os.path.join(folder, "pytorch_model.bin")]
     else:
-        raise ValueError(f"{folder} has no model.safetensors or pytorch_model.bin.")
+        raise InputError(f"{folder} has no model.safetensors or pytorch_model.bin: "
+                         "download the model's weights file into it.")
     weights = {}
     for path in files:
         with tf.io.gfile.GFile(path, "rb") as f:
             data = f.read()
         if path.endswith(".bin"):
-            weights.update(_torch_load(data))
+            weights.update(_torch_load(data, path))
         else:
             from safetensors.numpy import load
             weights.update(load(data))
@@ -396,12 +420,26 @@ def load_state_dict(folder):
     return {k: np.asarray(v, np.float32) for k, v in weights.items()}
 
 
-def _torch_load(data):
+def _torch_load(data, path):
+    """A pytorch_model.bin's tensors, unpickled safely (`weights_only=True`) or refused."""
     import io
 
     import torch  # only for legacy pytorch_model.bin files
 
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (whatever the safe loader rejects is refused)
+        # torch's own message advises weights_only=False: running the file's code,
+        # the one thing not to do with a downloaded file. Say ours instead.
+        raise InputError(
+            f"{path} cannot be loaded safely ({type(e).__name__}: not plain tensors, or "
+            "damaged); it is refused, since a full load would run any code stored in the "
+            "file. Use the model's "
+            "model.safetensors instead (most repositories on the Hub have one), or convert "
+            "the file to safetensors on a machine where you trust it.") from None
+    if not isinstance(state, dict) or not all(hasattr(v, "numpy") for v in state.values()):
+        raise InputError(f"{path} holds no state dict of tensors; use the model's "
+                         "model.safetensors instead.")
     return {k: v.float().numpy() for k, v in state.items()}
 
 

@@ -73,14 +73,14 @@ def to_backbone(model):
 
 
 def export_keras_hub(model, preset_dir, vocab_file=None, do_lower_case=None,
-                     strip_accents=None):
+                     strip_accents=None, overwrite=False):
     """Write the discriminator as a keras-hub preset directory (atomically).
 
     Args:
         model: `ElectraPretrainer`.
         preset_dir: destination (any tf.io.gfile path).
-        vocab_file, do_lower_case, strip_accents: as `export_huggingface`
-            (default to the model's own; casing is never guessed).
+        vocab_file, do_lower_case, strip_accents, overwrite: as
+            `export_huggingface` (default to the model's own; casing is never guessed).
     """
     import keras_hub
 
@@ -96,6 +96,6 @@ def export_keras_hub(model, preset_dir, vocab_file=None, do_lower_case=None,
     with tempfile.TemporaryDirectory() as tmp:
         backbone.save_to_preset(tmp)
         tokenizer.save_to_preset(tmp)
-        publish_dir(tmp, preset_dir)
+        publish_dir(tmp, preset_dir, overwrite=overwrite)
     return preset_dir
 
