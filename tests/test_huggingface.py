@@ -267,6 +267,53 @@ def test_import_without_casing_is_refused(tmp_path):
     assert model.pretraining_config.do_lower_case is True
 
 
+class _OpensAFile:
+    """Unpickling this creates a file: what a hostile pytorch_model.bin could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _as_pytorch_bin(folder):
+    """Swap a folder's model.safetensors for pytorch_model.bin (torch.save of its tensors)."""
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+
+
+def test_pytorch_bin_loads_safely_and_a_hostile_one_is_refused(tmp_path, capsys):
+    from keras_electra import cli
+
+    model = tiny_model(write_vocab(tmp_path / "vocab.txt"), do_lower_case=False)
+    export = Path(hf.export_huggingface(model, str(tmp_path / "export")))
+    for folder in (export, export / "generator"):
+        _as_pytorch_bin(folder)
+    again = hf.import_huggingface(str(export))  # plain tensors: loaded
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    sentinel = tmp_path / "pwned"
+    torch.save({"extra": _OpensAFile(str(sentinel))}, export / "pytorch_model.bin")
+    hostile = (export / "pytorch_model.bin").read_bytes()
+    (export / "generator" / "pytorch_model.bin").write_bytes(b"\x80\x02 not a checkpoint")
+    for bad in (export / "pytorch_model.bin", export / "generator" / "pytorch_model.bin"):
+        with pytest.raises(hf.InputError, match="safetensors"):
+            hf.load_state_dict(str(bad.parent))
+    assert cli.main(["export", str(export), "--from", "huggingface",
+                     "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(export / "pytorch_model.bin") in err and "model.safetensors" in err
+    assert "weights_only=False" not in err and "refused" in err
+    assert not sentinel.exists()  # its code never ran (weights_only=True)
+    assert (export / "pytorch_model.bin").read_bytes() == hostile  # the file is untouched
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_import_round_trip_is_exact(tmp_path):
     model = tiny_model(write_vocab(tmp_path / "vocab.txt"), do_lower_case=False)
     hf.export_huggingface(model, str(tmp_path / "export"))
