@@ -10,7 +10,9 @@ import pytest
 import official_port
 from data_helpers import build_dataset, build_vocab, read_examples
 from keras_electra import cli
+from keras_electra.data import corpus as corpus_lib
 from keras_electra.data import records, vocab
+from keras_electra.errors import InputError
 from keras_electra.data.tokenization import FullTokenizer
 
 SEQ = 64
@@ -92,7 +94,7 @@ def test_records_layout_and_manifest(small_corpus, vocab_file, one_process_out, 
     names = sorted(p.name for p in out.iterdir())
     assert names == ["manifest.json"] + [f"pretrain_data.tfrecord-{i}-of-3" for i in range(3)]
     examples = read_examples(sorted(out.glob("pretrain_data.tfrecord-*")), SEQ)
-    ids = vocab.special_token_ids(vocab.load_vocab(str(vocab_file)))
+    ids = ids_of = vocab.special_token_ids(vocab.load_vocab(str(vocab_file)))
     two_segments = 0
     for input_ids, mask, segments in examples:
         n = sum(mask)
@@ -123,6 +125,24 @@ def test_records_layout_and_manifest(small_corpus, vocab_file, one_process_out, 
     assert manifest["num_documents"] == docs
     assert manifest["num_examples"] == len(examples)
     assert manifest["num_tokens"] == sum(sum(ex[1]) for ex in examples)
+    # Tokens read (tokenized here, line by line) and written (in the records, less
+    # [CLS]/[SEP]) agree with the manifest, per corpus file and in total.
+    tokens = vocab_file.read_text(encoding="utf-8").split("\n")[:-1]
+    tokenizer = FullTokenizer({t: i for i, t in enumerate(tokens)}, do_lower_case=False)
+    read = {str(p): sum(len(tokenizer.tokenize(line.strip()))
+                        for line in p.read_text("utf-8").split("\n"))
+            for p in small_corpus.iterdir()}
+    written = sum(sum(mask) - 1 - ids[:sum(mask)].count(ids_sep)
+                  for ids, mask, _ in examples for ids_sep in [ids_of["sep"]])
+    per_file = manifest["per_corpus_file"]
+    assert {p: i["tokens_read"] for p, i in per_file.items()} == read
+    assert manifest["num_tokens_read"] == manifest["num_corpus_tokens"] == sum(read.values())
+    assert manifest["num_tokens_written"] == written == sum(
+        i["tokens_written"] for i in per_file.values())
+    assert 0 < manifest["num_tokens_dropped"] == sum(read.values()) - written
+    assert {p: i["bytes"] for p, i in per_file.items()} == {
+        str(p): p.stat().st_size for p in small_corpus.iterdir()}
+    assert manifest["max_dropped_ratio"] == records.MAX_DROPPED_RATIO
     assert manifest["vocab_sha256"] == hashlib.sha256(vocab_file.read_bytes()).hexdigest()
     assert manifest["max_seq_length"] == SEQ and manifest["do_lower_case"] is False
     assert manifest["strip_accents"] is False  # never when cased (official rule)
@@ -279,17 +299,94 @@ def test_bad_inputs_fail_before_work(corpora_dir, small_corpus, vocab_file, tmp_
 
 
 def test_tiny_corpus_long_line_and_binary_file(tmp_path, vocab_file, capsys):
+    """A line the official truncation would mostly drop: an error naming the file and the
+    fixes; accepted with --allow-dropped-text (and counted); kept with --max-line-bytes."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text("Hola mundo.\n")  # fewer tokens than one example
     (corpus / "b.txt").write_text(" ".join(["palabra"] * 30000) + "\n")  # one 240 kB line
     (corpus / "c.bin").write_bytes(b"\x00\x01binary")
     out = tmp_path / "out"
-    build_dataset(["--corpus-dir", corpus, "--vocab-file", vocab_file, "--output-dir", out,
-                   "--max-seq-length", 16, "--num-out-files", 2, "--max-line-bytes", 10000])
+    common = ["--corpus-dir", corpus, "--vocab-file", vocab_file, "--output-dir", out,
+              "--max-seq-length", 16, "--num-out-files", 2, "--max-line-bytes", 10000]
+    with pytest.raises(InputError) as error:
+        build_dataset(common)
+    message = str(error.value)
+    assert message.startswith(f"{corpus / 'b.txt'}: ")
+    assert "(99.4%) dropped" in message and "--max-seq-length 16" in message
+    assert "Split long lines into sentences" in message
+    assert "--max-line-bytes 16 " in message  # ~4 bytes a token, a quarter of 16 tokens
+    assert "--allow-dropped-text" in message and "more than 50%" in message
+    assert not out.exists()  # created by the run, removed with everything in it
+
+    build_dataset(common + ["--allow-dropped-text"])
     text = capsys.readouterr().out
     assert f"skipped 1 binary file(s): {corpus / 'c.bin'}" in text
     assert "1 line(s) longer than 10000 bytes were cut" in text
+    assert f"warning: {corpus / 'b.txt'}: " in text and "(99.4%) dropped" in text
+    assert f"warning: {corpus / 'a.txt'}" not in text  # nothing dropped there
     manifest = json.loads((out / "manifest.json").read_text())
     # 240 kB cut into 24+ sentences of <= 10 kB: at least one example each, plus "Hola".
     assert manifest["num_examples"] >= 25 and manifest["corpus_files"] == 2
+    assert manifest["max_dropped_ratio"] is None
+    b = manifest["per_corpus_file"][str(corpus / "b.txt")]
+    assert b["tokens_written"] < 0.01 * b["tokens_read"]
+    assert any(w.startswith(f"{corpus / 'b.txt'}: ") for w in manifest["warnings"])
+
+    kept = tmp_path / "kept"
+    build_dataset(["--corpus-dir", corpus, "--vocab-file", vocab_file, "--output-dir", kept,
+                   "--max-seq-length", 16, "--num-out-files", 2,
+                   "--max-line-bytes", 16])  # the suggested value
+    manifest = json.loads((kept / "manifest.json").read_text())
+    b = manifest["per_corpus_file"][str(corpus / "b.txt")]
+    assert b["tokens_written"] > 0.8 * b["tokens_read"]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_dropped_text_error_publishes_nothing(small_corpus, vocab_file, tmp_path, capsys,
+                                              monkeypatch, processes):
+    """Through the CLI, over records a user already has: one error line, exit 2, the
+    folder byte-for-byte as before, and the build stopped at the first lossy file."""
+    out = tmp_path / "out"
+    build_dataset(["--corpus-dir", small_corpus, "--vocab-file", vocab_file, "--output-dir",
+                   out, "--max-seq-length", SEQ, "--num-out-files", 2, "--no-lower-case"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a_long.txt").write_text("Hola mundo. " * 5000 + "\n")
+    for name in ("b.txt", "c.txt", "d.txt"):
+        shutil.copy(small_corpus / "amistad.txt", corpus / name)
+    opened = []
+    lines = corpus_lib.LineReader.lines
+    monkeypatch.setattr(corpus_lib.LineReader, "lines",
+                        lambda self, path: opened.append(path) or lines(self, path))
+    capsys.readouterr()
+    code = cli.main(["build-dataset", "--corpus-dir", str(corpus), "--vocab-file",
+                     str(vocab_file), "--output-dir", str(out), "--max-seq-length", str(SEQ),
+                     "--num-out-files", "4", "--num-processes", str(processes),
+                     "--no-lower-case", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"keras-electra build-dataset: error: {corpus / 'a_long.txt'}: " in err
+    assert "--allow-dropped-text" in err and "Nothing was written." in err
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder
+    if processes == 1:
+        assert opened == [str(corpus / "a_long.txt")]  # stopped before reading b, c, d
+
+
+def test_help_documents_the_dropped_text_threshold(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["build-dataset", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("warns above 20% dropped, and stops without writing anything when a file loses "
+            "more than 50%; this flag accepts the loss") in text
+    assert records.WARN_DROPPED_RATIO == 0.2 and records.MAX_DROPPED_RATIO == 0.5
+
+
+def test_max_line_bytes_too_small(small_corpus, vocab_file, tmp_path):
+    with pytest.raises(InputError, match="--max-line-bytes 15 is too small: pass at least 16"):
+        build_dataset(["--corpus-dir", small_corpus, "--vocab-file", vocab_file,
+                       "--output-dir", tmp_path / "out", "--max-line-bytes", 15])
+    assert not (tmp_path / "out").exists()

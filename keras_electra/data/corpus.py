@@ -14,8 +14,9 @@ Here every file is scanned before any long work starts, and the policy is explic
 - unreadable files are skipped with a counted warning; no usable file left is an error.
 - a line longer than `max_line_bytes` is cut into pieces (at a space where possible),
   each treated as a line, with a counted warning, so one many-MB line cannot blow
-  memory. Lines below the cap are read exactly as the official builder reads them:
-  split on "\\n" only (as GFile does), then `str.strip()`.
+  memory. build-dataset suggests a smaller cap when the official truncation drops much
+  of a file (see `records.py`). Lines below the cap are read exactly as the official
+  builder reads them: split on "\\n" only (as GFile does), then `str.strip()`.
 
 Remote paths (`gs://...`) go through `tf.io.gfile`. `LineReader` opens local paths with
 the builtin `open` (same bytes), and TensorFlow is imported only when first needed, so
@@ -64,7 +65,10 @@ def add_reading_arguments(parser):
                         help="Non-UTF-8 files: strict = stop before work (default), replace = "
                              "drop the bad bytes, skip-file = leave the file out.")
     parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES,
-                        help="Longer lines are cut into pieces (counted warning).")
+                        help="Longer lines are cut into pieces at a space, each read as a "
+                             "line of its own (counted warning; default "
+                             f"{DEFAULT_MAX_LINE_BYTES:,}). A few hundred bytes keeps most of "
+                             "the text of paragraph-long lines in build-dataset.")
 _BLOCK = 1 << 22  # 4 MiB reads: few round trips on GCS, bounded memory.
 _ESCAPED = re.compile("[\udc80-\udcff]")  # one per undecodable byte under surrogateescape
 
