@@ -66,9 +66,12 @@ def _workers_of(pid):
     for name in os.listdir("/proc"):
         stat = _stat(name) if name.isdigit() else None
         if stat and int(stat[1]) == pid:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                if b"_worker_main" in f.read():
-                    found.append(int(name))
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if b"_worker_main" in f.read():
+                        found.append(int(name))
+            except FileNotFoundError:  # exited meanwhile
+                pass
     return found
 
 
@@ -93,9 +96,9 @@ def test_killed_build_takes_its_workers_and_the_next_run_cleans_up(corpora_dir, 
         workers = _workers_of(proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGSTOP)  # frozen: no Python code of its own can run
-        _until(lambda: _stat(workers[0])[0] in "TtZ", 10, "SIGSTOP to take effect")
-        assert _stat(workers[0])[0] in "Tt", "the worker finished before the kill: use a " \
-                                             "larger corpus"
+        state = lambda: (_stat(workers[0]) or ["X"])[0]  # noqa: E731 - X: reaped
+        _until(lambda: state() in "TtZX", 10, "SIGSTOP to take effect")
+        assert state() in "Tt", "the worker finished before the kill: use a larger corpus"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         # Before the fix they outlived the parent by 3-8 s (the frozen one: forever).
