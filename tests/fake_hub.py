@@ -10,8 +10,11 @@
     HEAD/GET /{repo}/resolve/{rev}/{path}           hf_hub_download
 
 Writes need "Authorization: Bearer <token>"; private repos need it to read.
+With `namespaces`, the token may write only there, as on the real Hub:
+creating elsewhere is HTTP 403, writing to another's repo is 404.
 `fail_next` makes the next N requests whose path contains a substring fail
-with HTTP 500 (e.g. {"commit": 1}).
+with `fail_status` (default HTTP 500) and `fail_headers` (e.g. {"commit": 1};
+429 with {"Retry-After": "30"} for a rate limit).
 """
 
 import base64
@@ -42,11 +45,14 @@ class Repo:
 
 
 class FakeHub:
-    def __init__(self, token):
+    def __init__(self, token, namespaces=None):
         self.token = token
+        self.namespaces = namespaces  # where the token may write; None: anywhere
         self.repos = {}
         self.requests = []  # (method, path, headers)
         self.fail_next = {}
+        self.fail_status = 500
+        self.fail_headers = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -88,8 +94,8 @@ def _handler(hub):
             if not head:
                 self.wfile.write(body)
 
-        def _error(self, status, message):
-            self._send(status, {"error": message}, {"X-Error-Message": message})
+        def _error(self, status, message, headers=None):
+            self._send(status, {"error": message}, {"X-Error-Message": message, **(headers or {})})
 
         def _body(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -97,6 +103,10 @@ def _handler(hub):
 
         def _authorized(self):
             return self.headers.get("Authorization") == f"Bearer {hub.token}"
+
+        def _may_write(self, repo_id):
+            return self._authorized() and (hub.namespaces is None
+                                           or repo_id.split("/")[0] in hub.namespaces)
 
         def _start(self):
             path = urlparse(self.path)
@@ -107,13 +117,13 @@ def _handler(hub):
                     if count and needle in path.path:
                         hub.fail_next[needle] = count - 1
                         self._body()
-                        self._error(500, "Internal Server Error (injected)")
+                        self._error(hub.fail_status, "Injected failure", hub.fail_headers)
                         return None
             return path
 
         def _repo(self, repo_id, write=False):
             repo = hub.repos.get(repo_id)
-            if repo is None or ((write or repo.private) and not self._authorized()):
+            if repo is None or ((write or repo.private) and not self._may_write(repo_id)):
                 self._send(404, {"error": "Repository not found"},
                            {"X-Error-Code": "RepoNotFound",
                             "X-Error-Message": "Repository not found"})
@@ -155,6 +165,9 @@ def _handler(hub):
             if not self._authorized():
                 return self._error(401, "Invalid credentials")
             repo_id = f"{payload['organization']}/{payload['name']}"
+            if not self._may_write(repo_id):
+                return self._error(403, "You don't have the rights to create a model under "
+                                        f"the namespace \"{payload['organization']}\"")
             with hub.lock:
                 if repo_id in hub.repos:  # the Hub answers 409 with the url too
                     return self._send(409, {"error": "You already created this model repo",
