@@ -21,14 +21,21 @@ without `keras/` (google/electra-* style) are imported from the transformers
 files (root + `generator/`, or `generator=` another repo).
 
 The token comes from `token=`, else `HF_TOKEN`, else the saved
-`huggingface-cli login`; it is only ever handed to huggingface_hub, never
+`hf auth login`; it is only ever handed to huggingface_hub, never
 printed, logged or written into the card.
+
+`push` checks the repo id, the model folder, its options and that a token
+exists before loading the model or touching the network. A failed upload is
+one line (`describe_failure`) naming the Hub endpoint, the repo and what to
+check: network/proxy/HF_ENDPOINT, the token, the repo's name and rights, a
+rate limit. `PushToHubCallback` reports the same line.
 """
 
 import argparse
 import json
 import os
 import queue
+import re
 import shutil
 import sys
 import tempfile
@@ -41,7 +48,15 @@ DEFAULT_COMMIT_MESSAGE = "Upload ELECTRA discriminator, generator and Keras pres
 
 
 class HubUploadError(RuntimeError):
-    """An upload failed; the repository has no partial commit from it."""
+    """An upload failed; the repository has no partial commit from it.
+
+    The message is one line naming the Hub, the repo and what to check.
+    `retryable` is true when the same push may succeed later unchanged.
+    """
+
+    def __init__(self, message, retryable=False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 # --------------------------------------------------------------- staging
@@ -153,6 +168,9 @@ def push_to_hub(model_or_dir, repo_id, private=False, token=None, revision=None,
                 commit_message=DEFAULT_COMMIT_MESSAGE, **card_kwargs):
     """Create `repo_id` if needed and upload discriminator, generator, preset and card.
 
+    The repo id, the model folder and the token are checked before any model
+    is loaded or byte sent, so a typo costs seconds, not an export.
+
     Args:
         model_or_dir: an `ElectraPretrainer` or a keras-electra preset directory.
         repo_id: "user/name".
@@ -165,7 +183,16 @@ def push_to_hub(model_or_dir, repo_id, private=False, token=None, revision=None,
 
     Returns:
         The commit's url.
+
+    Raises:
+        InputError: a bad repo id or model folder, or no token.
+        HubUploadError: the upload failed (one line naming the Hub, the repo and
+            what to check; never the token). Nothing was committed.
     """
+    check_repo_id(repo_id)
+    if isinstance(model_or_dir, (str, os.PathLike)):
+        check_model_dir(os.fspath(model_or_dir))
+    check_token(token)
     model = _as_model(model_or_dir)
     with tempfile.TemporaryDirectory() as tmp:
         folder = stage_repo(model, os.path.join(tmp, "repo"), repo_id, **card_kwargs)
@@ -177,7 +204,6 @@ def upload_folder(folder, repo_id, private=False, token=None, revision=None,
                   commit_message=DEFAULT_COMMIT_MESSAGE):
     """Upload a staged folder in one commit; raise `HubUploadError` (token-free) on failure."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(token=token)
     try:
@@ -186,13 +212,178 @@ def upload_folder(folder, repo_id, private=False, token=None, revision=None,
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
         info = api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
                                  commit_message=commit_message, repo_type="model")
-    except (HfHubHTTPError, OSError, ValueError) as e:
-        status = getattr(getattr(e, "response", None), "status_code", None)
-        raise HubUploadError(
-            f"Uploading to {repo_id} failed{f' (HTTP {status})' if status else ''}: "
-            f"{_redact(str(e).splitlines()[0] if str(e) else type(e).__name__, token)}. "
-            "Nothing was committed; run the push again.") from None
+    except Exception as e:  # noqa: BLE001 - classified below; anything unknown re-raised
+        failure = describe_failure(e, repo_id, api.endpoint)
+        if failure is None:
+            raise
+        line, retryable = failure
+        raise HubUploadError(_redact(line, token), retryable=retryable) from None
     return getattr(info, "commit_url", str(info))
+
+
+# ----------------------------------------------------------- pre-flight
+def check_repo_id(repo_id):
+    """Raise `InputError` unless `repo_id` is "namespace/name" as the Hub accepts it.
+
+    The namespace is required (not the Hub's "your own user" default) because
+    the card's `hf://` loading line and `parse_hf_uri` need it.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from keras_electra.errors import InputError
+
+    how = ("give it as namespace/name, e.g. alice/electra-small (a user or organization, "
+           "then the model's name: letters, digits, '-', '_', '.', at most 96 characters)")
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or "" in repo_id.split("/"):
+        raise InputError(f"repo id {repo_id!r} is not namespace/name: {how}.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise InputError(f"repo id {repo_id!r} is not a valid Hub name: {how}.") from None
+
+
+def check_model_dir(model_dir):
+    """Raise `InputError` unless `model_dir` is a keras-electra preset folder.
+
+    Names the usual mistakes: the training folder (`models/NAME`, whose
+    model is in `final/`) and a Hugging Face export (no Keras weights).
+    """
+    import tensorflow as tf
+
+    from keras_electra import presets
+    from keras_electra.errors import InputError
+
+    usual = ("pass the folder training saved the model in (models/NAME/final) or one "
+             "written by save_to_preset")
+    if not tf.io.gfile.exists(model_dir):
+        raise InputError(f"model folder {model_dir} does not exist: {usual}.")
+    if not tf.io.gfile.isdir(model_dir):
+        raise InputError(f"{model_dir} is a file, not a model folder: {usual}.")
+    config_path = os.path.join(model_dir, presets.CONFIG_FILE)
+    final = os.path.join(model_dir, "final")
+    training = f"{model_dir} is a training folder: push its final model, {final}."
+    if not tf.io.gfile.exists(config_path):
+        if tf.io.gfile.exists(os.path.join(final, presets.CONFIG_FILE)):
+            raise InputError(training)
+        raise InputError(f"{model_dir} is not a keras-electra model ({presets.CONFIG_FILE} "
+                         f"is missing): {usual}.")
+    try:
+        with tf.io.gfile.GFile(config_path) as f:
+            saved = json.load(f)
+    except ValueError:
+        raise InputError(f"{config_path} is not valid JSON: the model folder is damaged; "
+                         f"save the model again or {usual}.") from None
+    if not isinstance(saved, dict) or "model_config" not in saved:
+        if tf.io.gfile.exists(os.path.join(final, presets.CONFIG_FILE)):
+            raise InputError(training)
+        if isinstance(saved, dict) and "model_type" in saved:
+            what = "a Hugging Face export"
+        elif isinstance(saved, dict) and "model_name" in saved:
+            what = "a training folder without final/ (training has not finished)"
+        else:
+            what = "not a keras-electra model"
+        raise InputError(f"{model_dir} is {what}: {config_path} has no model_config; "
+                         f"{usual}.")
+    if not tf.io.gfile.exists(os.path.join(model_dir, presets.WEIGHTS_FILE)):
+        raise InputError(f"{model_dir} has no {presets.WEIGHTS_FILE}: the save did not finish; "
+                         "save the model again (model.save_to_preset) and push that folder.")
+
+
+def check_token(token):
+    """Raise `InputError` when no token is given, in HF_TOKEN or saved by a login."""
+    from huggingface_hub import get_token
+
+    from keras_electra.errors import InputError
+
+    if not token and not get_token():
+        raise InputError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN "
+                         "to a token with write access, then run the push again.")
+
+
+# -------------------------------------------------------------- failures
+_NETWORK_ADVICE = ("check your network connection, proxy settings (HTTPS_PROXY) and "
+                   "HF_ENDPOINT, then run the push again")
+_LOGIN = "`hf auth login` or HF_TOKEN"
+# Exception class names, matched along the MRO so httpx, httpx2 and requests
+# (huggingface_hub before 1.0) classify alike without importing any of them.
+_BAD_URL = {"InvalidURL", "UnsupportedProtocol", "MissingSchema", "InvalidSchema",
+            "LocationParseError"}
+_NETWORK = {"TransportError", "NetworkError", "ConnectError", "ProxyError", "ProtocolError",
+            "ConnectionError", "SSLError", "MaxRetryError", "NewConnectionError", "gaierror",
+            "ChunkedEncodingError"}
+
+
+def describe_failure(error, repo_id, endpoint):
+    """(one line, retry?) for a failed push, or None for an error not the Hub's nor the network's.
+
+    The line names the Hub endpoint, the repo and what to check. `retry?` is
+    true for faults that may pass on their own (network, timeouts, rate
+    limits, server errors); a bad token or repo name fails the same way again.
+    """
+    names = {cls.__name__ for cls in type(error).__mro__}
+    namespace = repo_id.split("/")[0]
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    retry = False
+    if "OfflineModeIsEnabled" in names:
+        cause, advice = "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE (or set it to 0) to push"
+    elif "LocalTokenNotFoundError" in names:
+        cause, advice = "no token found", f"log in with {_LOGIN}"
+    elif isinstance(status, int):
+        cause, advice, retry = _http_cause(error, status, namespace)
+    elif names & _BAD_URL:
+        cause = f"HF_ENDPOINT is not a usable URL ({_reason(error)})"
+        advice = "set HF_ENDPOINT to the Hub's address (https://huggingface.co) or unset it"
+    elif any("Timeout" in name for name in names):
+        cause, advice, retry = f"the connection timed out ({_reason(error)})", _NETWORK_ADVICE, True
+    elif names & _NETWORK:
+        cause, advice, retry = f"cannot connect ({_reason(error)})", _NETWORK_ADVICE, True
+    elif isinstance(error, (OSError, ValueError)):
+        cause, advice = _reason(error), "run the push again"
+    else:
+        return None
+    where = re.sub(r"//[^/@]*@", "//", endpoint or "").rstrip("/")  # no user:password@
+    return (f"could not push to {repo_id} on the Hub at {where}: {cause}. "
+            f"Nothing was committed; {advice}.", retry)
+
+
+def _http_cause(error, status, namespace):
+    """(cause, advice, retry?) for an HTTP error status."""
+    if status == 401:
+        return ("the token was rejected (HTTP 401)",
+                f"log in again with {_LOGIN} using a valid token with write access", False)
+    if status == 403:
+        return (f"the token may not write to namespace '{namespace}' (HTTP 403)",
+                f"use a token with write access to '{namespace}' ({_LOGIN}), "
+                "or push to a repo in your own namespace", False)
+    if status == 404:
+        return ("the repo was not found or the token cannot see it (HTTP 404)",
+                f"check the repo name and that the token ({_LOGIN}) may write to "
+                f"'{namespace}'", False)
+    if status == 429:
+        wait = error.response.headers.get("Retry-After", "")
+        wait = f"{wait} s" if wait.strip().isdigit() else "a few minutes"
+        return ("too many requests (HTTP 429: rate limited)",
+                f"wait {wait} and run the push again", True)
+    if status >= 500 or status == 408:
+        return (f"the Hub failed with HTTP {status}", "run the push again later", True)
+    detail = getattr(error, "server_message", None) or str(error)
+    return (f"HTTP {status} ({_first_line(detail)})",
+            "check the repo name and the push options, then run the push again", False)
+
+
+def _reason(error):
+    """The cause inside a network error ("[Errno 111] Connection refused"), else its first line."""
+    text = str(error)
+    errno = re.search(r"\[Errno -?\d+\][^'\"()\]\[]*", text)
+    if errno:
+        return errno.group(0).strip()
+    return f"{type(error).__name__}: {_first_line(text)}" if text.strip() else type(error).__name__
+
+
+def _first_line(text, limit=160):
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _redact(text, token):
@@ -205,7 +396,10 @@ def _redact(text, token):
 def _as_model(model_or_dir):
     if isinstance(model_or_dir, (str, os.PathLike)):
         from keras_electra import presets
-        return presets.load_pretrainer(os.path.abspath(os.fspath(model_or_dir)))
+        path = os.fspath(model_or_dir)
+        if "://" not in path:  # gs:// and other gfile URLs stay as they are
+            path = os.path.abspath(path)
+        return presets.load_pretrainer(path)
     return model_or_dir
 
 
@@ -226,7 +420,9 @@ class PushToHubCallback(_Callback):
     kept in `self.errors`); training never waits on the network and never
     crashes because of it. If a snapshot is still waiting when the next one is
     taken, only the newest is kept. `on_train_end` pushes a final snapshot and
-    waits at most `wait_on_train_end` seconds for the uploads.
+    waits at most `wait_on_train_end` seconds for the uploads. A bad repo id or
+    a missing token raise `InputError` here, before training; a rejected token
+    or repo is reported once per snapshot without retries (it would fail again).
 
     Args:
         repo_id: "user/name".
@@ -243,6 +439,8 @@ class PushToHubCallback(_Callback):
                  revision=None, max_retries=3, backoff=2.0, push_at_end=True,
                  wait_on_train_end=600.0, **card_kwargs):
         super().__init__()
+        check_repo_id(repo_id)  # before training starts, not at the first push
+        check_token(token)
         self.repo_id = repo_id
         self.every_n_steps = int(every_n_steps)
         self._token = token
@@ -323,8 +521,9 @@ class PushToHubCallback(_Callback):
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def _upload_with_retries(self, step, folder):
+        """Retry only what may pass on its own; report the same one line `push` prints."""
         delay = self.backoff
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(1, self.max_retries + 2):
             try:
                 upload_folder(folder, self.repo_id, private=self.private, token=self._token,
                               revision=self.revision,
@@ -332,14 +531,16 @@ class PushToHubCallback(_Callback):
                 self.uploaded_steps.append(step)
                 print(f"[PushToHubCallback] pushed step {step} to {self.repo_id}", flush=True)
                 return
-            except Exception as e:  # noqa: BLE001
-                error = _redact(str(e), self._token)
-                if attempt == self.max_retries:
-                    self._report(f"push of step {step} failed after {attempt + 1} "
-                                 f"attempts: {error}")
-                    return
-                time.sleep(delay)
-                delay *= 2
+            except HubUploadError as e:
+                error, retryable = str(e), e.retryable
+            except Exception as e:  # noqa: BLE001 - never crash training
+                error, retryable = f"{type(e).__name__}: {_first_line(str(e))}", True
+            if not retryable or attempt > self.max_retries:
+                attempts = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                self._report(f"push of step {step} failed after {attempts}: {error}")
+                return
+            time.sleep(delay)
+            delay *= 2
 
     def _report(self, message):
         message = _redact(message, self._token)
@@ -409,24 +610,59 @@ def add_arguments(parser):
 
 
 def run(args):
-    metrics = None
-    if args.eval_metrics:
-        text = args.eval_metrics
-        if not text.lstrip().startswith("{"):
-            with open(text, encoding="utf-8") as f:
-                text = f.read()
-        metrics = json.loads(text)
+    """`keras-electra push`: inputs checked first, then one line on any upload failure."""
+    check_repo_id(args.repo_id)
+    check_model_dir(args.model)
+    metrics = _eval_metrics(args.eval_metrics) if args.eval_metrics else None
+    if args.vocab_file:
+        _check_file(args.vocab_file, "--vocab-file",
+                    "pass the vocab.txt the model was trained with")
+    from keras_electra.errors import InputError
+
     try:
         url = push_to_hub(args.model, args.repo_id, private=args.private, token=args.token,
                           revision=args.revision, commit_message=args.commit_message,
                           language=args.language or None, license=args.license,
                           eval_metrics=metrics, vocab_file=args.vocab_file,
                           do_lower_case=args.do_lower_case)
+    except InputError:
+        raise  # the CLI prints it (exit 2)
     except (HubUploadError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"keras-electra push: error: {e}", file=sys.stderr, flush=True)
         return 1
     print(f"Pushed {args.model} to {args.repo_id}: {url}")
     return 0
+
+
+def _eval_metrics(value):
+    """--eval-metrics: a JSON object of metric name -> number, inline or in a file."""
+    from keras_electra.errors import InputError
+
+    source, text = "--eval-metrics", value
+    if not value.lstrip().startswith("{"):
+        _check_file(value, "--eval-metrics", "pass a JSON file or an object such as "
+                    "'{\"disc_auc\": 0.93}'")
+        import tensorflow as tf
+        with tf.io.gfile.GFile(value) as f:
+            source, text = f"--eval-metrics {value}", f.read()
+    example = 'write an object of metric names and numbers, e.g. {"disc_auc": 0.93}'
+    try:
+        metrics = json.loads(text)
+    except ValueError as e:
+        raise InputError(f"{source} is not valid JSON ({e}): {example}.") from None
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        raise InputError(f"{source} is not an object of numbers: {example}.")
+    return metrics
+
+
+def _check_file(path, flag, advice):
+    import tensorflow as tf
+
+    from keras_electra.errors import InputError
+
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+        raise InputError(f"{flag} {path}: no such file; {advice}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,8 @@
 """push_to_hub / PushToHubCallback / hf:// loading against a local fake Hub (tests/fake_hub.py)."""
 
+import errno
 import os
+import socket
 import time
 
 import keras
@@ -17,23 +19,39 @@ huggingface_hub = pytest.importorskip("huggingface_hub")
 TOKEN = "hf_fakeSECRETtoken0123456789"
 
 
-@pytest.fixture
-def fake_hub(tmp_path, monkeypatch):
-    """A fake Hub; huggingface_hub pointed at it (its constants are read at import)."""
+def _point_hub_at(url, tmp_path, monkeypatch):
+    """huggingface_hub pointed at `url` (its constants are read at import), token in HF_TOKEN."""
     from huggingface_hub import constants
 
+    for key, value in {"HF_ENDPOINT": url, "HF_TOKEN": TOKEN,
+                       "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
+                       "HF_HOME": str(tmp_path / "hf_home")}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A fake Hub; huggingface_hub pointed at it."""
     with FakeHub(TOKEN) as server:
-        for key, value in {"HF_ENDPOINT": server.url, "HF_TOKEN": TOKEN,
-                           "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
-                           "HF_HOME": str(tmp_path / "hf_home")}.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+        _point_hub_at(server.url, tmp_path, monkeypatch)
         yield server
+
+
+@pytest.fixture
+def closed_port_hub(tmp_path, monkeypatch):
+    """The url of a loopback port that refuses connections (bound, never listening)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        _point_hub_at(url, tmp_path, monkeypatch)
+        yield url
 
 
 @pytest.fixture
@@ -170,3 +188,330 @@ def test_push_cli(fake_hub, model, tmp_path):
                      "--language", "en"]) == 0
     assert "model.safetensors" in fake_hub.files("alice/cli")
     assert fake_hub.repos["alice/cli"].private
+
+
+# ------------------------------------------------------ failures: one line each
+NETWORK_ADVICE = ("check your network connection, proxy settings (HTTPS_PROXY) and HF_ENDPOINT, "
+                  "then run the push again.")
+REFUSED = f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
+
+
+@pytest.fixture
+def preset(model, tmp_path):
+    folder = str(tmp_path / "preset")
+    model.save_to_preset(folder)
+    return folder
+
+
+def _push_cli(capsys, *argv):
+    """Run `keras-electra push ...` in-process; (exit code, stdout, stderr)."""
+    from keras_electra import cli
+
+    code = cli.main(["push", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _assert_one_line(err, expected, *secrets):
+    assert err == expected + "\n"
+    assert "Traceback" not in err
+    for secret in (TOKEN, *secrets):
+        assert secret not in err
+
+
+def test_push_cli_connection_refused_is_one_line(closed_port_hub, preset, capsys):
+    before = _local_files(preset)
+    code, out, err = _push_cli(capsys, preset, "alice/tiny", "--token", TOKEN)
+    assert code == 1 and out == ""
+    _assert_one_line(err, f"keras-electra push: error: could not push to alice/tiny on the Hub "
+                          f"at {closed_port_hub}: cannot connect ({REFUSED}). Nothing was "
+                          f"committed; {NETWORK_ADVICE}")
+    assert _local_files(preset) == before  # the user's model folder is untouched
+
+
+def test_push_cli_bad_token_is_one_line(fake_hub, preset, capsys):
+    wrong = "hf_wrongTOKENabcdef0123456789"
+    code, out, err = _push_cli(capsys, preset, "alice/tiny", "--token", wrong)
+    assert code == 1 and out == ""
+    _assert_one_line(err, f"keras-electra push: error: could not push to alice/tiny on the Hub "
+                          f"at {fake_hub.url}: the token was rejected (HTTP 401). Nothing was "
+                          "committed; log in again with `hf auth login` or HF_TOKEN using a valid "
+                          "token with write access.", wrong)
+    assert "alice/tiny" not in fake_hub.repos
+
+
+def test_push_cli_other_namespace_is_one_line(fake_hub, preset, capsys):
+    fake_hub.namespaces = {"alice"}
+    code, _, err = _push_cli(capsys, preset, "bob/tiny")
+    assert code == 1
+    _assert_one_line(err, f"keras-electra push: error: could not push to bob/tiny on the Hub "
+                          f"at {fake_hub.url}: the token may not write to namespace 'bob' "
+                          "(HTTP 403). Nothing was committed; use a token with write access to "
+                          "'bob' (`hf auth login` or HF_TOKEN), or push to a repo in your own "
+                          "namespace.")
+    assert "bob/tiny" not in fake_hub.repos
+
+
+def test_push_cli_repo_the_token_cannot_write_is_one_line(fake_hub, preset, capsys):
+    from fake_hub import Repo
+
+    fake_hub.namespaces = {"alice"}
+    fake_hub.repos["bob/public"] = Repo(private=False)  # visible, not ours to write
+    code, _, err = _push_cli(capsys, preset, "bob/public")
+    assert code == 1
+    _assert_one_line(err, f"keras-electra push: error: could not push to bob/public on the Hub "
+                          f"at {fake_hub.url}: the repo was not found or the token cannot see it "
+                          "(HTTP 404). Nothing was committed; check the repo name and that the "
+                          "token (`hf auth login` or HF_TOKEN) may write to 'bob'.")
+    assert fake_hub.commit_count("bob/public") == 1  # only its initial commit
+
+
+@pytest.mark.parametrize("status, headers, cause, advice", [
+    (429, {"Retry-After": "30"}, "too many requests (HTTP 429: rate limited)",
+     "wait 30 s and run the push again."),
+    (429, {}, "too many requests (HTTP 429: rate limited)",
+     "wait a few minutes and run the push again."),
+    (503, {}, "the Hub failed with HTTP 503", "run the push again later."),
+])
+def test_push_cli_rate_limit_and_server_errors_are_one_line(fake_hub, preset, capsys, status,
+                                                            headers, cause, advice):
+    fake_hub.fail_next = {"/api/repos/create": 1}
+    fake_hub.fail_status, fake_hub.fail_headers = status, headers
+    code, _, err = _push_cli(capsys, preset, "alice/limited")
+    assert code == 1
+    _assert_one_line(err, f"keras-electra push: error: could not push to alice/limited on the "
+                          f"Hub at {fake_hub.url}: {cause}. Nothing was committed; {advice}")
+
+
+@pytest.fixture
+def transport_error(tmp_path, monkeypatch):
+    """Make every huggingface_hub request raise the exception `set(exc)` chose, as httpx does."""
+    import httpx2 as httpx  # what the installed huggingface_hub uses (1.x: httpx)
+    from huggingface_hub.utils import _http
+
+    raised = {}
+
+    def handler(request):
+        raise raised["exc"](raised["message"], request=request)
+
+    _point_hub_at("https://hub.example", tmp_path, monkeypatch)
+    _http.set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(handler)))
+    yield lambda name, message: raised.update(exc=getattr(httpx, name), message=message)
+    _http.set_client_factory(_http.default_client_factory)
+
+
+@pytest.mark.parametrize("name, message, cause, retryable", [
+    ("ConnectError", "[Errno -2] Name or service not known",
+     "cannot connect ([Errno -2] Name or service not known)", True),
+    ("ConnectTimeout", "timed out", "the connection timed out (ConnectTimeout: timed out)", True),
+    ("ReadTimeout", "The read operation timed out",
+     "the connection timed out (ReadTimeout: The read operation timed out)", True),
+    ("ProxyError", "503 Service Unavailable",
+     "cannot connect (ProxyError: 503 Service Unavailable)", True),
+])
+def test_network_failures_are_one_line(transport_error, tmp_path, name, message, cause,
+                                       retryable):
+    transport_error(name, message)
+    (tmp_path / "staged").mkdir()
+    (tmp_path / "staged" / "config.json").write_text("{}")
+    with pytest.raises(electra_hub.HubUploadError) as error:
+        electra_hub.upload_folder(str(tmp_path / "staged"), "alice/tiny", token=TOKEN)
+    assert str(error.value) == (f"could not push to alice/tiny on the Hub at https://hub.example: "
+                                f"{cause}. Nothing was committed; {NETWORK_ADVICE}")
+    assert error.value.retryable is retryable
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_bad_endpoint_url_is_one_line(transport_error, tmp_path):
+    transport_error("UnsupportedProtocol", "Request URL has an unsupported protocol 'ftp://'.")
+    with pytest.raises(electra_hub.HubUploadError) as error:
+        electra_hub.upload_folder(str(tmp_path), "alice/tiny")
+    assert str(error.value) == (
+        "could not push to alice/tiny on the Hub at https://hub.example: HF_ENDPOINT is not a "
+        "usable URL (UnsupportedProtocol: Request URL has an unsupported protocol 'ftp://'.). "
+        "Nothing was committed; set HF_ENDPOINT to the Hub's address (https://huggingface.co) "
+        "or unset it.")
+    assert not error.value.retryable
+
+
+def test_requests_exceptions_classify_alike():
+    """huggingface_hub before 1.0 raised `requests` exceptions: the same lines come out."""
+    import requests
+
+    refused = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded with url: "
+        "/api/repos/create (Caused by NewConnectionError('<urllib3.connection.HTTPSConnection "
+        "object at 0x7f>: Failed to establish a new connection: [Errno 111] Connection "
+        "refused'))")
+    line, retry = electra_hub.describe_failure(refused, "alice/x", "https://user:pw@hf.example/")
+    assert line == ("could not push to alice/x on the Hub at https://hf.example: cannot connect "
+                    f"([Errno 111] Connection refused). Nothing was committed; {NETWORK_ADVICE}")
+    assert retry
+
+    line, retry = electra_hub.describe_failure(
+        requests.exceptions.ReadTimeout("Read timed out. (read timeout=10)"), "alice/x",
+        "https://hf.example")
+    assert "the connection timed out (ReadTimeout: Read timed out. (read timeout=10))" in line
+    assert retry
+
+    response = requests.Response()
+    response.status_code = 401
+    line, retry = electra_hub.describe_failure(
+        requests.exceptions.HTTPError("401 Client Error", response=response), "alice/x",
+        "https://hf.example")
+    assert "the token was rejected (HTTP 401)" in line and not retry
+    assert electra_hub.describe_failure(KeyError("bug"), "alice/x", "https://hf.example") is None
+
+
+def test_offline_mode_is_one_line(fake_hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(electra_hub.HubUploadError) as error:
+        electra_hub.upload_folder(str(tmp_path), "alice/tiny")
+    assert str(error.value) == (
+        f"could not push to alice/tiny on the Hub at {fake_hub.url}: HF_HUB_OFFLINE is set. "
+        "Nothing was committed; unset HF_HUB_OFFLINE (or set it to 0) to push.")
+    assert fake_hub.requests == []
+
+
+def test_callback_reports_the_same_line_and_never_stops_training(closed_port_hub, model,
+                                                                 capsys):
+    callback = electra_hub.PushToHubCallback("alice/cb", every_n_steps=2, max_retries=1,
+                                             backoff=0.01, wait_on_train_end=60)
+    with pytest.warns(RuntimeWarning) as warned:
+        _train(model, callback)  # no exception reaches the training loop
+    line = (f"could not push to alice/cb on the Hub at {closed_port_hub}: cannot connect "
+            f"({REFUSED}). Nothing was committed; {NETWORK_ADVICE}")
+    expected = {step: f"push of step {step} failed after 2 attempts: {line}" for step in (2, 4)}
+    # Step 2 may be dropped for step 4 if it was still waiting; the newest is always tried.
+    assert callback.errors[-1] == expected[4] and set(callback.errors) <= set(expected.values())
+    err = capsys.readouterr().err
+    assert [row for row in err.splitlines() if "PushToHubCallback" in row] == [
+        f"[PushToHubCallback] {message}" for message in callback.errors]
+    assert [str(w.message) for w in warned if "PushToHubCallback" in str(w.message)] == [
+        f"PushToHubCallback: {message}" for message in callback.errors]
+    assert "Traceback" not in err and TOKEN not in err
+
+
+def test_callback_does_not_retry_a_rejected_token(fake_hub, model, capsys):
+    callback = electra_hub.PushToHubCallback("alice/cb", every_n_steps=4, max_retries=3,
+                                             backoff=0.01, token="hf_wrongTOKEN0123456789",
+                                             push_at_end=False)
+    with pytest.warns(RuntimeWarning, match="failed after 1 attempt: "):
+        _train(model, callback)
+    assert callback.errors == [
+        f"push of step 4 failed after 1 attempt: could not push to alice/cb on the Hub at "
+        f"{fake_hub.url}: the token was rejected (HTTP 401). Nothing was committed; log in "
+        "again with `hf auth login` or HF_TOKEN using a valid token with write access."]
+    creates = [path for method, path, _ in fake_hub.requests if path == "/api/repos/create"]
+    assert len(creates) == 1  # a rejected token fails again: no retries
+    assert "hf_wrongTOKEN0123456789" not in capsys.readouterr().err
+
+
+# ------------------------------------------- inputs checked before any network work
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+USUAL = ("pass the folder training saved the model in (models/NAME/final) or one written by "
+         "save_to_preset.")
+REPO_HOW = ("give it as namespace/name, e.g. alice/electra-small (a user or organization, then "
+            "the model's name: letters, digits, '-', '_', '.', at most 96 characters).")
+
+
+@pytest.mark.parametrize("repo_id, problem", [
+    ("tiny", "is not namespace/name"),
+    ("alice/tiny/extra", "is not namespace/name"),
+    ("alice/", "is not namespace/name"),
+    ("alice/bad name", "is not a valid Hub name"),
+    ("alice/x--y", "is not a valid Hub name"),
+])
+def test_push_cli_bad_repo_id(fake_hub, preset, capsys, repo_id, problem):
+    code, out, err = _push_cli(capsys, preset, repo_id)
+    assert code == 2 and out == ""
+    _assert_one_line(err, f"keras-electra push: error: repo id {repo_id!r} {problem}: {REPO_HOW}")
+    assert fake_hub.requests == []
+
+
+def test_push_cli_model_folder_mistakes(fake_hub, preset, tmp_path, capsys):
+    training = tmp_path / "models" / "run"
+    _write(str(training / "config.json"), '{"model_name": "run", "learning_rate": 0.0002}')
+    unfinished = str(training)
+    hf_export = os.path.dirname(_write(str(tmp_path / "hf" / "config.json"),
+                                       '{"model_type": "electra"}'))
+    no_weights = os.path.dirname(_write(str(tmp_path / "half" / "config.json"),
+                                        '{"model_config": {}}'))
+    damaged = os.path.dirname(_write(str(tmp_path / "bad" / "config.json"), '{"model_con'))
+    empty = str(tmp_path / "empty")
+    os.makedirs(empty)
+    cases = {
+        str(tmp_path / "missing"): f"model folder {tmp_path / 'missing'} does not exist: {USUAL}",
+        _write(str(tmp_path / "file.txt"), "x"):
+            f"{tmp_path / 'file.txt'} is a file, not a model folder: {USUAL}",
+        empty: f"{empty} is not a keras-electra model (config.json is missing): {USUAL}",
+        unfinished: f"{unfinished} is a training folder without final/ (training has not "
+                    f"finished): {training / 'config.json'} has no model_config; {USUAL}",
+        hf_export: f"{hf_export} is a Hugging Face export: {hf_export}/config.json has no "
+                   f"model_config; {USUAL}",
+        damaged: f"{damaged}/config.json is not valid JSON: the model folder is damaged; save "
+                 f"the model again or {USUAL}",
+        no_weights: f"{no_weights} has no model.weights.h5: the save did not finish; save the "
+                    "model again (model.save_to_preset) and push that folder.",
+    }
+    for folder, message in cases.items():
+        code, out, err = _push_cli(capsys, folder, "alice/tiny")
+        assert code == 2 and out == "", folder
+        _assert_one_line(err, f"keras-electra push: error: {message}")
+    os.rename(preset, str(training / "final"))  # now a finished training folder
+    code, _, err = _push_cli(capsys, unfinished, "alice/tiny")
+    assert code == 2
+    _assert_one_line(err, f"keras-electra push: error: {unfinished} is a training folder: push "
+                          f"its final model, {training / 'final'}.")
+    assert fake_hub.requests == []
+
+
+def test_push_cli_bad_options(fake_hub, preset, tmp_path, capsys):
+    example = 'write an object of metric names and numbers, e.g. {"disc_auc": 0.93}.'
+    bad_json = _write(str(tmp_path / "metrics.json"), '{"disc_auc": 0.9,}')
+    cases = [
+        (["--eval-metrics", str(tmp_path / "nope.json")],
+         f"--eval-metrics {tmp_path / 'nope.json'}: no such file; pass a JSON file or an object "
+         "such as '{\"disc_auc\": 0.93}'."),
+        (["--eval-metrics", bad_json],
+         f"--eval-metrics {bad_json} is not valid JSON (Expecting property name enclosed in "
+         f"double quotes: line 1 column 18 (char 17)): {example}"),
+        (["--eval-metrics", '{"disc_auc": "high"}'],
+         f"--eval-metrics is not an object of numbers: {example}"),
+        (["--vocab-file", str(tmp_path / "vocab_missing.txt")],
+         f"--vocab-file {tmp_path / 'vocab_missing.txt'}: no such file; pass the vocab.txt the "
+         "model was trained with."),
+    ]
+    for options, message in cases:
+        code, out, err = _push_cli(capsys, preset, "alice/tiny", *options)
+        assert code == 2 and out == "", options
+        _assert_one_line(err, f"keras-electra push: error: {message}")
+    assert fake_hub.requests == []
+
+
+def test_push_cli_without_token(fake_hub, preset, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN")
+    code, _, err = _push_cli(capsys, preset, "alice/tiny")
+    assert code == 2
+    _assert_one_line(err, "keras-electra push: error: no Hugging Face token: log in with `hf auth "
+                          "login` or set HF_TOKEN to a token with write access, then run the "
+                          "push again.")
+    assert fake_hub.requests == []
+
+
+def test_callback_checks_repo_id_and_token_before_training(fake_hub, monkeypatch):
+    from keras_electra.errors import InputError
+
+    with pytest.raises(InputError, match="repo id 'tiny' is not namespace/name"):
+        electra_hub.PushToHubCallback("tiny")
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(InputError, match="no Hugging Face token"):
+        electra_hub.PushToHubCallback("alice/tiny")
