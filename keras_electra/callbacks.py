@@ -10,8 +10,8 @@ Checkpoints are named by update step (`ckpt-1000`), as the official
   `CheckpointManager`. The manager writes the data files first and then
   atomically replaces the `checkpoint` index, so a half-written checkpoint is
   never the latest one.
-- `TrainingGuard`: saves every `save_checkpoints_steps`; on SIGTERM or when the
-  `max_hours` deadline nears, saves and stops (at the end of an update); on a
+- `TrainingGuard`: saves every `save_checkpoints_steps`; on SIGTERM, Ctrl-C (SIGINT)
+  or when the `max_hours` deadline nears, saves and stops (at the end of an update); on a
   NaN/inf loss, or NaN/inf weights about to be saved, stops *without*
   saving, so the last good checkpoint stays the latest.
 - `Throughput`: examples/s, tokens/s, TFLOP/s and utilisation per logging
@@ -115,15 +115,31 @@ class Checkpointer:
 
 
 class PreemptionWatcher:
-    """Turns SIGTERM into a flag that `TrainingGuard` acts on at the next step."""
+    """Turns SIGTERM and SIGINT (Ctrl-C) into a flag that `TrainingGuard` acts on.
 
-    def __init__(self, signals=(signal.SIGTERM,)):
+    The guard saves a checkpoint at the end of the running update and stops, so a
+    preempted VM and a user's Ctrl-C lose nothing. A second Ctrl-C while that is
+    pending restores Python's handler and raises KeyboardInterrupt: stop now without
+    saving (the latest complete checkpoint stays the latest; `CheckpointManager` never
+    publishes a half-written one). SIGINT is left alone when it was ignored at start
+    (`nohup`, background jobs of a non-interactive shell): ignoring it was asked for.
+
+    Args:
+        signals: the signals to watch.
+        notify: callable(str) or None. Told when a stop is requested (default: a line
+            on stderr, written with os.write, which is safe inside a signal handler).
+    """
+
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT), notify=None):
         self.signals = signals
+        self.notify = notify or _write_stderr
         self.requested = None  # the signal number once received
         self._previous = {}
 
     def __enter__(self):
         for sig in self.signals:
+            if sig == signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+                continue
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals alone
@@ -131,7 +147,13 @@ class PreemptionWatcher:
         return self
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.requested is not None:  # asked twice: now
+            signal.signal(signum, self._previous.get(signum, signal.default_int_handler))
+            raise KeyboardInterrupt
         self.requested = signum
+        if signum == signal.SIGINT:
+            self.notify("Ctrl-C: saving a checkpoint at the end of this step, then stopping "
+                        "(press Ctrl-C again to stop now without saving)")
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -139,8 +161,12 @@ class PreemptionWatcher:
         self._previous = {}
 
 
+def _write_stderr(message):
+    os.write(2, f"\n[keras-electra] {message}\n".encode())
+
+
 class TrainingGuard(keras.callbacks.Callback):
-    """Checkpoint on schedule; save-and-stop on SIGTERM/deadline; stop on NaN.
+    """Checkpoint on schedule; save-and-stop on SIGTERM/SIGINT/deadline; stop on NaN.
 
     Args:
         checkpointer: Checkpointer.
@@ -152,7 +178,8 @@ class TrainingGuard(keras.callbacks.Callback):
         verbose: bool. Print a line per checkpoint.
 
     After `fit`, `stop_reason` is None (ran to the end of the segment),
-    "preempted", "deadline" or "diverged"; `diverged_at` is the step.
+    "preempted" (SIGTERM), "interrupted" (SIGINT), "deadline" or "diverged";
+    `diverged_at` is the step.
     """
 
     def __init__(self, checkpointer, save_every, accumulation=1, preemption=None,
@@ -192,7 +219,8 @@ class TrainingGuard(keras.callbacks.Callback):
                 return
         reason = None
         if self.preemption is not None and self.preemption.requested:
-            reason = "preempted"
+            reason = ("interrupted" if self.preemption.requested == signal.SIGINT
+                      else "preempted")
         elif self.deadline is not None:
             spe = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
             to_boundary = -(-self.accumulation // spe)  # executions, at most

@@ -30,8 +30,16 @@ of replicas (`AdamWeightDecay`).
 
 Exit codes of the CLI: 0 done; 2 bad configuration or inputs (nothing ran);
 3 the loss became NaN/inf (the last good checkpoint is kept);
-75 stopped early by SIGTERM or `--max-hours` after saving a checkpoint: run
-the same command again to resume.
+4 a record file turned out damaged mid-training: the last good step was saved,
+the file and byte offset are named; repair or leave out the file and run the
+same command to resume;
+75 stopped early by SIGTERM, Ctrl-C or `--max-hours` after saving a checkpoint:
+run the same command again to resume;
+130 Ctrl-C pressed twice: stopped at once without saving (the latest complete
+checkpoint stays; the same command resumes from it).
+
+`--verify-records` reads every record (both CRCs, the features) before the
+model is built, as `keras-electra check-records` does.
 """
 
 import argparse
@@ -40,6 +48,7 @@ import math
 import os
 import pickle
 import posixpath
+import re
 import sys
 import time
 import uuid
@@ -51,12 +60,14 @@ import tensorflow as tf
 from keras_electra import callbacks as cb
 from keras_electra import distribute, flops
 from keras_electra.config import PretrainingConfig, write_text_atomic
-from keras_electra.errors import InputError
+from keras_electra.errors import DataCorruptionError, InputError
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_DIVERGED = 3
+EXIT_DATA_DAMAGED = 4
 EXIT_STOPPED = 75  # EX_TEMPFAIL: resumable
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's code for a Ctrl-C
 
 CONFIG_JSON = "config.json"
 FINAL_PRESET = "final"
@@ -70,11 +81,19 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf; training stopped without saving the bad weights."""
 
 
+class DamagedRecordsFound(DataCorruptionError):
+    """tf.data hit a damaged record mid-run; the last good step was saved first.
+
+    Found only then because `check_inputs` reads the first record of each file, not
+    every record (that is `--verify-records`)."""
+
+
 @dataclasses.dataclass
 class PretrainResult:
     """What `pretrain` returns.
 
-    status: "completed", "preempted", "deadline" or "evaluated" (do_train False).
+    status: "completed", "preempted" (SIGTERM), "interrupted" (Ctrl-C), "deadline"
+        or "evaluated" (do_train False).
     step: optimizer steps done (with fp16, steps the loss scaler skipped count:
         a run always ends after num_train_steps x gradient_accumulation_steps
         micro-batches). checkpoint: the latest checkpoint path.
@@ -197,8 +216,9 @@ def check_resume_compatible(config):
 # ------------------------------------------------------------ pieces
 def steps_per_execution(config, done_micro=0):
     """Micro-batches per `tf.function` call: iterations_per_loop, cut so that
-    checkpoints, logging intervals, the resume point and the end fall on
-    execution boundaries."""
+    checkpoints, logging intervals, the end (and `done_micro`, when given) fall on
+    execution boundaries. `pretrain` passes no `done_micro`: a run resumed off
+    those boundaries shortens only the executions of its first `fit` segment."""
     n = config.gradient_accumulation_steps
     spe = math.gcd(config.iterations_per_loop * n, config.save_checkpoints_steps * n)
     spe = math.gcd(spe, config.log_every_steps * n)
@@ -279,12 +299,14 @@ def write_results(results, config):
 
 
 # ------------------------------------------------------------ the run
-def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
+def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=(),
+             verify_records=False):
     """Pretrain (and/or evaluate) ELECTRA as `config` says; returns a `PretrainResult`.
 
     Resumes from the latest checkpoint in `config.model_dir` automatically.
-    Raises ValueError (before anything is built) for bad inputs and
-    `TrainingDiverged` when the loss becomes NaN/inf.
+    Raises InputError (before anything is built) for bad inputs,
+    `TrainingDiverged` when the loss becomes NaN/inf and `DamagedRecordsFound`
+    (after saving the last good step) when tf.data meets a damaged record.
 
     Args:
         config: PretrainingConfig.
@@ -292,10 +314,18 @@ def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
         verbose: "auto" (progress bar on a terminal, a line per interval
             otherwise), 0, 1 or 2 (as `fit`).
         extra_callbacks: more Keras callbacks for `fit`.
+        verify_records: bool. Read every record first (`check-records`); slower
+            than the default check of each file's first record, but then no damaged
+            record can stop the run midway.
     """
     started = time.time()
     print("Config:\n" + "\n".join(f"  {line}" for line in str(config).splitlines()), flush=True)
     info = check_inputs(config)
+    if verify_records:
+        from keras_electra.data import check_records
+
+        for pattern in _record_patterns(config):
+            check_records.verify(pattern, config.max_seq_length, log=log)
     if strategy is None:
         strategy, description = distribute.resolve_strategy(
             config.tpu_name, config.tpu_zone, config.gcp_project, use_tpu=config.use_tpu)
@@ -326,7 +356,7 @@ def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
                          "to evaluate.")
     done_micro = cb.micro_step(model)
     total_micro = config.num_train_steps * n
-    spe = steps_per_execution(config, done_micro)
+    spe = steps_per_execution(config)  # a resume point off its boundaries: see _train
     spe = min(spe, distribute.max_steps_per_execution(strategy) or spe)
     model.steps_per_execution = spe
 
@@ -372,6 +402,14 @@ def pretrain(config, *, strategy=None, verbose="auto", extra_callbacks=()):
     return PretrainResult(status=status, step=cb.update_step(model),
                           checkpoint=checkpointer.latest, history=history,
                           eval_results=eval_results, model=model)
+
+
+def _record_patterns(config):
+    """The record globs this run reads: training data, and eval data when it evaluates."""
+    patterns = [config.pretrain_tfrecords] if config.do_train else []
+    if config.do_eval and (config.eval_tfrecords or not patterns):
+        patterns.append(config.eval_tfrecords or config.pretrain_tfrecords)
+    return patterns
 
 
 def _build(config, strategy, info, precision, jit, chief):
@@ -423,16 +461,29 @@ def _train(config, model, checkpointer, strategy, precision, micro_batch, done_m
         pos = done_micro
         if pos >= total_micro:
             log(f"already at num_train_steps {config.num_train_steps}: nothing to train")
-        for steps, count in fit_segments(done_micro, total_micro, interval):
-            first_epoch = pos // interval
-            fit = model.fit(dataset, steps_per_epoch=steps, epochs=first_epoch + count,
-                            initial_epoch=first_epoch, callbacks=callbacks,
-                            verbose=verbose, shuffle=False)
-            for key, values in fit.history.items():
-                history.setdefault(key, []).extend(values)
-            if guard.stop_reason:
-                break
-            pos += steps * count
+        spe = model.steps_per_execution
+        try:
+            for steps, count in fit_segments(done_micro, total_micro, interval):
+                # A run resumed between executions (a damaged record stopped it there)
+                # finishes its interval with shorter executions, then goes back to spe.
+                _set_steps_per_execution(model, math.gcd(spe, steps))
+                first_epoch = pos // interval
+                fit = model.fit(dataset, steps_per_epoch=steps, epochs=first_epoch + count,
+                                initial_epoch=first_epoch, callbacks=callbacks,
+                                verbose=verbose, shuffle=False)
+                for key, values in fit.history.items():
+                    history.setdefault(key, []).extend(values)
+                if guard.stop_reason:
+                    break
+                pos += steps * count
+        except tf.errors.DataLossError as e:
+            saved = _save_last_good_step(model, checkpointer, n)
+            kept = (f"the latest checkpoint is {saved}" if saved else
+                    "no update had finished, so there is no checkpoint")
+            raise DamagedRecordsFound(_damage_report(
+                e, config.pretrain_tfrecords,
+                f"Training stopped at step {cb.update_step(model)} and {kept}: run the same "
+                "command to resume once the file is fixed or left out.")) from None
     if guard.stop_reason == "diverged":
         history["_diverged_at"] = guard.diverged_at
         return "diverged"
@@ -445,14 +496,56 @@ def _train(config, model, checkpointer, strategy, precision, micro_batch, done_m
     return "completed"
 
 
+def _set_steps_per_execution(model, spe):
+    if model.steps_per_execution != spe:
+        model.steps_per_execution = spe
+        model.train_function = None  # traced for the old loop length: build it again
+
+
+def _save_last_good_step(model, checkpointer, accumulation):
+    """Checkpoint the weights as they are after a failed step; returns the latest path.
+
+    The step whose input failed was never applied (the error comes from reading its
+    batch), so the weights are those of the last finished update, and the optimizer's
+    step counter says which. Not saved inside an accumulation cycle (as `TrainingGuard`)
+    or with non-finite weights: the latest checkpoint stays then."""
+    if cb.micro_step(model) % accumulation == 0 and cb.weights_finite(model):
+        path = checkpointer.save()
+        log(f"damaged record: saved {path}")
+    return checkpointer.latest
+
+
+def _damage_report(error, patterns, what_happened):
+    """One message: the file and byte TensorFlow's DataLossError came from (it names
+    only the offset; the files' CRCs are re-read to find which), then `what_happened`."""
+    from keras_electra.data import check_records, pipeline
+
+    match = re.search(r"(?:corrupted|truncated) record at (\d+)", str(error))
+    offset = int(match.group(1)) if match else None
+    log("a record failed TensorFlow's CRC check"
+        + (f" at byte {offset}" if match else "") + "; finding its file...")
+    found = check_records.find_damage(pipeline.expand_file_patterns(patterns), offset)
+    if found is None:
+        found = (f"TensorFlow could not read a record ({str(error).splitlines()[0][-200:]}) "
+                 f"but re-reading the files of {patterns} found none damaged (a storage "
+                 f"read error?): run `keras-electra check-records {patterns}`")
+    return f"{found}. {what_happened}"
+
+
 def _evaluate(config, model, strategy, spe, verbose, chief):
     patterns = config.eval_tfrecords or config.pretrain_tfrecords
     dataset = make_dataset(strategy, patterns, config.eval_batch_size,
                            config.max_seq_length, is_training=False)
     spe = math.gcd(spe, config.num_eval_steps)
     model.steps_per_execution = min(spe, distribute.max_steps_per_execution(strategy) or spe)
-    results = model.evaluate(dataset, steps=config.num_eval_steps, verbose=verbose,
-                             return_dict=True)
+    try:
+        results = model.evaluate(dataset, steps=config.num_eval_steps, verbose=verbose,
+                                 return_dict=True)
+    except tf.errors.DataLossError as e:
+        raise DamagedRecordsFound(_damage_report(
+            e, patterns, "Evaluation stopped; the trained model and its checkpoints are "
+            "saved: run the same command to evaluate once the file is fixed or left "
+            "out.")) from None
     results = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in results.items()}
     if "mlm_loss" in results:
         results["masked_lm_loss"] = results["mlm_loss"]  # the official metric name
@@ -492,6 +585,9 @@ def add_arguments(parser):
                                             "(fresh optimizer and schedule).")
     parser.add_argument("--peak-tflops", type=float,
                         help="Hardware peak for the utilization figure (default: measured).")
+    parser.add_argument("--verify-records", action="store_true",
+                        help="Read every record (both CRCs, the features) before building "
+                             "the model, as `keras-electra check-records` (~100 MB/s).")
     parser.add_argument("--cpu-replicas", type=int,
                         help="Split the CPU into N devices and mirror over them "
                              "(multi-replica smoke tests without GPUs).")
@@ -527,12 +623,18 @@ def run(args):
     except ValueError as e:  # bad hparams
         return _fail(e, EXIT_CONFIG)
     try:
-        result = pretrain(config)
+        result = pretrain(config, verify_records=getattr(args, "verify_records", False))
+    except DamagedRecordsFound as e:  # mid-run, after saving the last good step
+        return _fail(e, EXIT_DATA_DAMAGED)
     except InputError as e:  # found before the first step
         return _fail(e, EXIT_CONFIG)
     except TrainingDiverged as e:
         return _fail(e, EXIT_DIVERGED)
-    if result.status in ("preempted", "deadline"):
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        return _fail(f"interrupted: stopped without saving; the latest complete checkpoint "
+                     f"in {config.model_dir} (if any) is kept, and the same command resumes "
+                     "from it", EXIT_INTERRUPTED)
+    if result.status in ("preempted", "interrupted", "deadline"):
         return EXIT_STOPPED
     return EXIT_OK
 

@@ -4,6 +4,7 @@ and running `keras-electra` in a subprocess (importable as `pretrain_helpers`)."
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -92,8 +93,17 @@ def run_cli(*args, timeout=240, **extra_env):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _sigint_as_in_a_terminal():
+    # A background job of a non-interactive shell starts with SIGINT ignored, and
+    # children inherit that; `pretrain` rightly leaves an ignored SIGINT alone.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(*args, log_path, **extra_env):
-    """Start `keras-electra ARGS` writing stdout+stderr to log_path; returns Popen."""
+    """Start `keras-electra ARGS` writing stdout+stderr to log_path; returns Popen.
+
+    SIGINT starts at its default, as in a terminal, wherever the tests run."""
     log = open(log_path, "w")
     return subprocess.Popen(cli_command(*args), cwd=REPO, env=env(**extra_env),
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=_sigint_as_in_a_terminal)

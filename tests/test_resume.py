@@ -1,11 +1,12 @@
-"""Resume loses nothing: kill -9 mid-run, SIGTERM, restart the same command.
+"""Resume loses nothing: kill -9 mid-run, SIGTERM, Ctrl-C, restart the same command.
 
 One flow, three processes of the same `keras-electra pretrain` command:
 1. killed with SIGKILL after its first checkpoint;
 2. resumes from that checkpoint, gets SIGTERM, saves and exits 75;
 3. resumes from the SIGTERM checkpoint and finishes at exactly num_train_steps.
 The learning rate printed at each resume equals the schedule's value at that
-step, and keep_checkpoint_max is respected.
+step, and keep_checkpoint_max is respected. Ctrl-C (SIGINT) does as SIGTERM
+(a second one stops at once, without saving).
 """
 
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from pretrain_helpers import hparams, shared_data_dir, start_cli  # noqa: F401 (fixture)
 
-from keras_electra import training
+from keras_electra import callbacks, training
 from keras_electra.optimization import WarmupPolynomialDecay
 
 STEPS, SAVE_EVERY, KEEP = 60, 10, 2
@@ -95,3 +96,55 @@ def test_kill_sigterm_and_resume_to_the_exact_end(tmp_path, shared_data_dir):
     assert _latest_step(model_dir) == STEPS
     kept = sorted(int(p.name[5:-6]) for p in Path(model_dir).glob("ckpt-*.index"))
     assert len(kept) == KEEP and kept[-1] == STEPS
+
+
+def test_ctrl_c_saves_exits_75_and_the_same_command_resumes(tmp_path, shared_data_dir):
+    """Ctrl-C used to end `pretrain` with a KeyboardInterrupt traceback, losing the steps
+    since the last checkpoint. Now: the step ends, a checkpoint is saved, exit 75."""
+    steps = 400  # far more than run between the signal and the next step's end
+    model_dir = shared_data_dir / "models" / "ctrl-c"
+    args = ("pretrain", "--data-dir", shared_data_dir, "--model-name", "ctrl-c", "--hparams",
+            hparams(num_train_steps=steps, save_checkpoints_steps=steps, log_every_steps=10,
+                    iterations_per_loop=2))
+    log1 = tmp_path / "run1.log"
+    proc = start_cli(*args, log_path=log1)
+    _wait_for(lambda: "Epoch " in log1.read_text(), proc, what="training to start")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == training.EXIT_STOPPED, log1.read_text()[-3000:]
+    text = log1.read_text()
+    assert "Ctrl-C: saving a checkpoint at the end of this step, then stopping" in text
+    stopped = re.search(r"stopped \(interrupted\) at step (\d+) after saving (\S+);", text)
+    assert stopped, text[-3000:]
+    step = int(stopped.group(1))
+    assert 0 < step < steps and stopped.group(2) == str(model_dir / f"ckpt-{step}")
+    assert f"interrupted: saved {model_dir / f'ckpt-{step}'}" in text
+    assert _latest_step(model_dir) == step
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+
+    log2 = tmp_path / "run2.log"
+    proc = start_cli(*args, log_path=log2)
+    assert proc.wait(timeout=240) == 0, log2.read_text()[-3000:]
+    assert _resumed(log2.read_text())[:2] == (step, step)
+    assert f"training finished at step {steps}" in log2.read_text()
+    assert _latest_step(model_dir) == steps
+
+
+def test_second_ctrl_c_stops_at_once_and_an_ignored_sigint_stays_ignored():
+    previous = signal.getsignal(signal.SIGINT)
+    told = []
+    with callbacks.PreemptionWatcher(notify=told.append) as watcher:
+        signal.raise_signal(signal.SIGINT)
+        assert watcher.requested == signal.SIGINT
+        assert told == ["Ctrl-C: saving a checkpoint at the end of this step, then stopping "
+                        "(press Ctrl-C again to stop now without saving)"]
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup` or a background job
+    try:
+        with callbacks.PreemptionWatcher() as watcher:
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            signal.raise_signal(signal.SIGTERM)
+            assert watcher.requested == signal.SIGTERM  # SIGTERM is still watched
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -302,3 +302,105 @@ def test_fp16_overflow_skips_still_count_as_steps(data_dir, tmp_path):
     assert result.status == "completed" and result.step == 4
     assert int(micro_step(optimizer).numpy()) == 8
     assert result.checkpoint.endswith("ckpt-4")
+
+
+# ------------------------------------------------------------ damaged records
+def _damaged_copy(data_dir, dst):
+    """A copy of the data_dir whose first record file has a bit flipped in the data of
+    a record a quarter into it (its size and its manifest entry unchanged). Returns
+    (data_dir, the file, the record's byte offset, the file's original bytes)."""
+    from pretrain_helpers import copy_data_dir
+
+    from keras_electra.data.tfrecord_format import HEADER, read_records
+
+    copy = copy_data_dir(data_dir, dst)
+    victim = sorted((copy / "pretrain_tfrecords").glob("pretrain_data.tfrecord-*"))[0]
+    starts = [offset for offset, _ in read_records(str(victim))]
+    # A quarter into the file: past tf.data's read-ahead at the start (shuffle buffer 100,
+    # prefetch), and reached within 2 x 3/4 of the records at the latest.
+    record_at = starts[len(starts) // 4]
+    original = victim.read_bytes()
+    damaged = bytearray(original)
+    damaged[record_at + HEADER + 3] ^= 0x08
+    victim.write_bytes(bytes(damaged))
+    return copy, victim, record_at, original
+
+
+def test_random_bytes_record_file_is_named_before_any_model_is_built(capsys, data_dir,
+                                                                       tmp_path):
+    """Was a segfault (exit 139) with manifest.json, a TypeError traceback without."""
+    from pretrain_helpers import copy_data_dir
+
+    copy = copy_data_dir(data_dir, tmp_path / "data")
+    victim = sorted((copy / "pretrain_tfrecords").glob("pretrain_data.tfrecord-*"))[1]
+    noise = bytes(range(256))[::-1] * 40
+    victim.write_bytes(noise)
+    code, out, err = _train(capsys, copy, "noise", num_train_steps=2)
+    assert code == training.EXIT_CONFIG
+    assert err.startswith(f"keras-electra pretrain: error: record file {victim} is corrupted "
+                          "at byte 0: the record header there fails its CRC check")
+    assert "build-dataset --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in out + err and "strategy:" not in out  # nothing was built
+    assert victim.read_bytes() == noise
+    assert not list((copy / "models" / "noise").glob("ckpt-*"))
+
+
+def test_damaged_record_mid_training_saves_the_last_good_step_names_the_file_and_resumes(
+        capsys, data_dir, tmp_path):
+    """tf.data's DataLossError names neither file nor step; the run saves the weights of
+    the last applied update, names the file and byte, exits 4; once the file is
+    restored the same command resumes from that checkpoint to the end."""
+    copy, victim, record_at, original = _damaged_copy(data_dir, tmp_path / "data")
+    steps = 360  # batches of 8: more examples than the two files hold
+    hp = dict(num_train_steps=steps, save_checkpoints_steps=1000, log_every_steps=60,
+              iterations_per_loop=20, keep_checkpoint_max=0)
+    code, out, err = _train(capsys, copy, "damaged", **hp)
+    assert code == training.EXIT_DATA_DAMAGED, (out + err)[-3000:]
+    assert err.startswith(f"keras-electra pretrain: error: record file {victim} is corrupted "
+                          f"at byte {record_at}: the ")
+    match = re.search(r"Training stopped at step (\d+) and the latest checkpoint is (\S+): "
+                      r"run the same command to resume", err)
+    assert match, err
+    step, checkpoint = int(match.group(1)), match.group(2)
+    model_dir = Path(copy) / "models" / "damaged"
+    assert 0 < step < steps and checkpoint == str(model_dir / f"ckpt-{step}")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
+    assert _checkpoint_steps(model_dir) == [step]
+    reader = tf.train.load_checkpoint(checkpoint)  # the weights of exactly `step` updates
+    assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == step
+    assert not (model_dir / "final").exists()
+
+    victim.write_bytes(original)  # the user restores the file
+    code, out, err = _train(capsys, copy, "damaged", **hp)
+    assert code == training.EXIT_OK, (out + err)[-3000:]
+    assert f"ckpt-{step}: step {step} of {steps}" in out
+    assert f"training finished at step {steps}" in out
+    assert _checkpoint_steps(model_dir) == [step, steps]
+
+
+def test_verify_records_finds_the_damaged_record_before_the_model_is_built(capsys, data_dir,
+                                                                           tmp_path):
+    copy, victim, record_at, original = _damaged_copy(data_dir, tmp_path / "data")
+    code, out, err = _train(capsys, copy, "verified", "--verify-records", num_train_steps=2)
+    assert code == training.EXIT_CONFIG
+    assert err.startswith(f"keras-electra pretrain: error: record file {victim} is corrupted "
+                          f"at byte {record_at}: the ")
+    assert "verifying every record of 2 file(s)" in out and "1 bad file(s)" in out
+    assert "strategy:" not in out and "Traceback" not in out + err  # nothing was built
+    assert not list((copy / "models" / "verified").glob("ckpt-*"))
+    victim.write_bytes(original)
+    code, out, err = _train(capsys, copy, "verified", "--verify-records", num_train_steps=2)
+    assert code == training.EXIT_OK, (out + err)[-3000:]
+    assert re.search(r"checked 2 record files, \d+ records, .* all good", out)
+
+
+def test_ctrl_c_before_training_is_one_line_and_exit_130(capsys, data_dir, monkeypatch):
+    def interrupted(config, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "pretrain", interrupted)
+    code, out, err = _train(capsys, data_dir, "ctrl-c", num_train_steps=2)
+    assert code == training.EXIT_INTERRUPTED
+    assert err.startswith("keras-electra pretrain: error: interrupted: stopped without "
+                          "saving; the latest complete checkpoint in ")
+    assert "the same command resumes from it" in err and "Traceback" not in err
