@@ -172,7 +172,8 @@ def push_to_hub(model_or_dir, repo_id, private=False, token=None, revision=None,
     is loaded or byte sent, so a typo costs seconds, not an export.
 
     Args:
-        model_or_dir: an `ElectraPretrainer` or a keras-electra preset directory.
+        model_or_dir: an `ElectraPretrainer`, a keras-electra preset directory
+            or a training folder (models/NAME: its final/ model).
         repo_id: "user/name".
         private: create the repository private (an existing one keeps its visibility).
         token: Hub token; default `HF_TOKEN` or the saved login.
@@ -191,7 +192,7 @@ def push_to_hub(model_or_dir, repo_id, private=False, token=None, revision=None,
     """
     check_repo_id(repo_id)
     if isinstance(model_or_dir, (str, os.PathLike)):
-        check_model_dir(os.fspath(model_or_dir))
+        model_or_dir = check_model_dir(os.fspath(model_or_dir))
     check_token(token)
     model = _as_model(model_or_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,10 +245,11 @@ def check_repo_id(repo_id):
 
 
 def check_model_dir(model_dir):
-    """Raise `InputError` unless `model_dir` is a keras-electra preset folder.
+    """The keras-electra preset folder to push for `model_dir`; `InputError` naming any other.
 
-    Names the usual mistakes: the training folder (`models/NAME`, whose
-    model is in `final/`) and a Hugging Face export (no Keras weights).
+    A training folder (models/NAME) means its final/ model, as for export and
+    detect (`presets.locate_model`); a transformers export has no Keras
+    weights to put in `keras/`, so it is named and refused.
     """
     import tensorflow as tf
 
@@ -260,34 +262,16 @@ def check_model_dir(model_dir):
         raise InputError(f"model folder {model_dir} does not exist: {usual}.")
     if not tf.io.gfile.isdir(model_dir):
         raise InputError(f"{model_dir} is a file, not a model folder: {usual}.")
-    config_path = os.path.join(model_dir, presets.CONFIG_FILE)
-    final = os.path.join(model_dir, "final")
-    training = f"{model_dir} is a training folder: push its final model, {final}."
-    if not tf.io.gfile.exists(config_path):
-        if tf.io.gfile.exists(os.path.join(final, presets.CONFIG_FILE)):
-            raise InputError(training)
-        raise InputError(f"{model_dir} is not a keras-electra model ({presets.CONFIG_FILE} "
-                         f"is missing): {usual}.")
-    try:
-        with tf.io.gfile.GFile(config_path) as f:
-            saved = json.load(f)
-    except ValueError:
-        raise InputError(f"{config_path} is not valid JSON: the model folder is damaged; "
-                         f"save the model again or {usual}.") from None
-    if not isinstance(saved, dict) or "model_config" not in saved:
-        if tf.io.gfile.exists(os.path.join(final, presets.CONFIG_FILE)):
-            raise InputError(training)
-        if isinstance(saved, dict) and "model_type" in saved:
-            what = "a Hugging Face export"
-        elif isinstance(saved, dict) and "model_name" in saved:
-            what = "a training folder without final/ (training has not finished)"
-        else:
-            what = "not a keras-electra model"
-        raise InputError(f"{model_dir} is {what}: {config_path} has no model_config; "
-                         f"{usual}.")
-    if not tf.io.gfile.exists(os.path.join(model_dir, presets.WEIGHTS_FILE)):
-        raise InputError(f"{model_dir} has no {presets.WEIGHTS_FILE}: the save did not finish; "
+    kind, folder = presets.locate_model(model_dir)
+    if kind != "preset":
+        raise InputError(f"{folder} is a transformers export, not a keras-electra model: push "
+                         "the model it was exported from (models/NAME/final), or convert it "
+                         f"with `keras-electra export {folder} --from huggingface --format "
+                         "preset --output DIR` and push DIR.")
+    if not tf.io.gfile.exists(os.path.join(folder, presets.WEIGHTS_FILE)):
+        raise InputError(f"{folder} has no {presets.WEIGHTS_FILE}: the save did not finish; "
                          "save the model again (model.save_to_preset) and push that folder.")
+    return folder
 
 
 def check_token(token):
@@ -592,7 +576,8 @@ def load_from_hub(uri, generator=None, token=None, **overrides):
 
 # -------------------------------------------------------------------- CLI
 def add_arguments(parser):
-    parser.add_argument("model", help="keras-electra preset directory (what training saved)")
+    parser.add_argument("model", help="keras-electra model folder: models/NAME (its final/) "
+                        "or a preset directory")
     parser.add_argument("repo_id", help="Hub repository, user/name")
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--revision", help="branch to push to (default main)")
@@ -612,7 +597,7 @@ def add_arguments(parser):
 def run(args):
     """`keras-electra push`: inputs checked first, then one line on any upload failure."""
     check_repo_id(args.repo_id)
-    check_model_dir(args.model)
+    folder = check_model_dir(args.model)  # models/NAME means models/NAME/final
     metrics = _eval_metrics(args.eval_metrics) if args.eval_metrics else None
     if args.vocab_file:
         _check_file(args.vocab_file, "--vocab-file",
@@ -620,7 +605,7 @@ def run(args):
     from keras_electra.errors import InputError
 
     try:
-        url = push_to_hub(args.model, args.repo_id, private=args.private, token=args.token,
+        url = push_to_hub(folder, args.repo_id, private=args.private, token=args.token,
                           revision=args.revision, commit_message=args.commit_message,
                           language=args.language or None, license=args.license,
                           eval_metrics=metrics, vocab_file=args.vocab_file,
@@ -630,7 +615,7 @@ def run(args):
     except (HubUploadError, ValueError) as e:
         print(f"keras-electra push: error: {e}", file=sys.stderr, flush=True)
         return 1
-    print(f"Pushed {args.model} to {args.repo_id}: {url}")
+    print(f"Pushed {folder} to {args.repo_id}: {url}")
     return 0
 
 

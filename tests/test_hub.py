@@ -1,6 +1,7 @@
 """push_to_hub / PushToHubCallback / hf:// loading against a local fake Hub (tests/fake_hub.py)."""
 
 import errno
+import json
 import os
 import socket
 import time
@@ -104,7 +105,8 @@ def test_push_to_hub_revision_and_round_trip_through_hf_uri(fake_hub, model):
 
     loaded = electra_hub.load_from_hub("hf://alice/rt@dev")
     ids, mask, segments = random_batch(120)
-    for a, b in zip(our_logits(model, ids, mask, segments), our_logits(loaded, ids, mask, segments)):
+    for a, b in zip(our_logits(model, ids, mask, segments),
+                    our_logits(loaded, ids, mask, segments)):
         np.testing.assert_array_equal(a, b)
     assert loaded.pretraining_config.do_lower_case is False
 
@@ -124,7 +126,8 @@ def test_hf_uri_without_keras_folder_imports_transformers_files(fake_hub, model,
     electra_hub.upload_folder(folder, "google-like/electra")
     loaded = electra_hub.load_from_hub("hf://google-like/electra")
     ids, mask, segments = random_batch(120)
-    for a, b in zip(our_logits(model, ids, mask, segments), our_logits(loaded, ids, mask, segments)):
+    for a, b in zip(our_logits(model, ids, mask, segments),
+                    our_logits(loaded, ids, mask, segments)):
         assert float(np.abs(a - b).max()) < 1e-5
 
 
@@ -437,41 +440,62 @@ def test_push_cli_bad_repo_id(fake_hub, preset, capsys, repo_id, problem):
     assert fake_hub.requests == []
 
 
-def test_push_cli_model_folder_mistakes(fake_hub, preset, tmp_path, capsys):
-    training = tmp_path / "models" / "run"
-    _write(str(training / "config.json"), '{"model_name": "run", "learning_rate": 0.0002}')
-    unfinished = str(training)
+def _training_folder(path):
+    """What `pretrain` writes first: models/NAME/config.json of hparams."""
+    _write(os.path.join(path, "config.json"),
+           f'{{"model_name": "run", "model_dir": "{path}", "num_train_steps": 10}}')
+    return path
+
+
+def test_push_cli_model_folder_mistakes(fake_hub, tmp_path, capsys):
     hf_export = os.path.dirname(_write(str(tmp_path / "hf" / "config.json"),
                                        '{"model_type": "electra"}'))
     no_weights = os.path.dirname(_write(str(tmp_path / "half" / "config.json"),
                                         '{"model_config": {}}'))
-    damaged = os.path.dirname(_write(str(tmp_path / "bad" / "config.json"), '{"model_con'))
-    empty = str(tmp_path / "empty")
-    os.makedirs(empty)
-    cases = {
+    ours = {  # the messages of this module, exactly
         str(tmp_path / "missing"): f"model folder {tmp_path / 'missing'} does not exist: {USUAL}",
         _write(str(tmp_path / "file.txt"), "x"):
             f"{tmp_path / 'file.txt'} is a file, not a model folder: {USUAL}",
-        empty: f"{empty} is not a keras-electra model (config.json is missing): {USUAL}",
-        unfinished: f"{unfinished} is a training folder without final/ (training has not "
-                    f"finished): {training / 'config.json'} has no model_config; {USUAL}",
-        hf_export: f"{hf_export} is a Hugging Face export: {hf_export}/config.json has no "
-                   f"model_config; {USUAL}",
-        damaged: f"{damaged}/config.json is not valid JSON: the model folder is damaged; save "
-                 f"the model again or {USUAL}",
+        hf_export: f"{hf_export} is a transformers export, not a keras-electra model: push the "
+                   "model it was exported from (models/NAME/final), or convert it with "
+                   f"`keras-electra export {hf_export} --from huggingface --format preset "
+                   "--output DIR` and push DIR.",
         no_weights: f"{no_weights} has no model.weights.h5: the save did not finish; save the "
                     "model again (model.save_to_preset) and push that folder.",
     }
-    for folder, message in cases.items():
+    for folder, message in ours.items():
         code, out, err = _push_cli(capsys, folder, "alice/tiny")
         assert code == 2 and out == "", folder
         _assert_one_line(err, f"keras-electra push: error: {message}")
-    os.rename(preset, str(training / "final"))  # now a finished training folder
-    code, _, err = _push_cli(capsys, unfinished, "alice/tiny")
-    assert code == 2
-    _assert_one_line(err, f"keras-electra push: error: {unfinished} is a training folder: push "
-                          f"its final model, {training / 'final'}.")
+    empty = str(tmp_path / "empty")
+    os.makedirs(empty)
+    unfinished = _training_folder(str(tmp_path / "models" / "run"))
+    damaged = os.path.dirname(_write(str(tmp_path / "bad" / "config.json"), '{"model_con'))
+    located = {  # presets.locate_model's messages (export and detect say the same)
+        empty: f"{empty} is not a model folder",
+        unfinished: f"{unfinished} is a training folder with no finished model",
+        damaged: f"{damaged}/config.json is not valid JSON",
+    }
+    for folder, start in located.items():
+        code, out, err = _push_cli(capsys, folder, "alice/tiny")
+        assert code == 2 and out == "", folder
+        assert err.startswith(f"keras-electra push: error: {start}") and err.count("\n") == 1
+        assert "Traceback" not in err
     assert fake_hub.requests == []
+
+
+def test_push_cli_training_folder_pushes_its_final_model(fake_hub, preset, tmp_path, capsys):
+    training = _training_folder(str(tmp_path / "models" / "run"))
+    final = os.path.join(training, "final")
+    os.rename(preset, final)
+    code, out, err = _push_cli(capsys, training, "alice/run")
+    assert code == 0 and "Traceback" not in err
+    assert out.startswith(f"Pushed {final} to alice/run: ")
+    files = fake_hub.files("alice/run")
+    assert "keras/model.weights.h5" in files and "model.safetensors" in files
+    with open(os.path.join(final, "config.json")) as f:
+        saved = json.load(f)["model_config"]
+    assert json.loads(files["keras/config.json"])["model_config"] == saved
 
 
 def test_push_cli_bad_options(fake_hub, preset, tmp_path, capsys):
