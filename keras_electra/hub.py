@@ -425,6 +425,8 @@ class PushToHubCallback(_Callback):
         super().__init__()
         check_repo_id(repo_id)  # before training starts, not at the first push
         check_token(token)
+        _check_counts(every_n_steps=every_n_steps, max_retries=max_retries, backoff=backoff,
+                      wait_on_train_end=wait_on_train_end)
         self.repo_id = repo_id
         self.every_n_steps = int(every_n_steps)
         self._token = token
@@ -531,6 +533,19 @@ class PushToHubCallback(_Callback):
         self.errors.append(message)
         print(f"[PushToHubCallback] {message}", file=sys.stderr, flush=True)
         warnings.warn(f"PushToHubCallback: {message}", RuntimeWarning, stacklevel=2)
+
+
+def _check_counts(every_n_steps, **at_least_zero):
+    """`every_n_steps` > 0 (a 0 would divide by zero mid-training); the others >= 0."""
+    from keras_electra.errors import InputError
+
+    whole = isinstance(every_n_steps, int) and not isinstance(every_n_steps, bool)
+    if not whole or every_n_steps < 1:
+        raise InputError(f"PushToHubCallback: every_n_steps={every_n_steps!r} must be a whole "
+                         "number of optimizer steps, at least 1.")
+    for name, value in at_least_zero.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise InputError(f"PushToHubCallback: {name}={value!r} must be a number >= 0.")
 
 
 # ---------------------------------------------------------------- loading

@@ -539,3 +539,18 @@ def test_callback_checks_repo_id_and_token_before_training(fake_hub, monkeypatch
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(InputError, match="no Hugging Face token"):
         electra_hub.PushToHubCallback("alice/tiny")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"every_n_steps": 0}, "every_n_steps=0 must be a whole number of optimizer steps, at "
+                           "least 1."),
+    ({"every_n_steps": 2.5}, "every_n_steps=2.5 must be a whole number of optimizer steps"),
+    ({"max_retries": -1}, "max_retries=-1 must be a number >= 0."),
+    ({"backoff": float("nan")}, "backoff=nan must be a number >= 0."),
+])
+def test_callback_checks_its_numbers_before_training(fake_hub, options, message):
+    from keras_electra.errors import InputError
+
+    with pytest.raises(InputError) as error:
+        electra_hub.PushToHubCallback("alice/tiny", **options)
+    assert str(error.value).startswith(f"PushToHubCallback: {message}")
