@@ -404,3 +404,20 @@ def test_ctrl_c_before_training_is_one_line_and_exit_130(capsys, data_dir, monke
     assert err.startswith("keras-electra pretrain: error: interrupted: stopped without "
                           "saving; the latest complete checkpoint in ")
     assert "the same command resumes from it" in err and "Traceback" not in err
+
+
+def test_damaged_eval_record_is_named_after_training_is_saved(capsys, data_dir, tmp_path):
+    copy, victim, record_at, _ = _damaged_copy(data_dir, tmp_path / "data")
+    good = tmp_path / "good"
+    good.mkdir()
+    for path in (Path(data_dir) / "pretrain_tfrecords").glob("pretrain_data.tfrecord-*"):
+        (good / path.name).write_bytes(path.read_bytes())
+    code, out, err = _train(capsys, copy, "eval", num_train_steps=2, do_eval=True,
+                            num_eval_steps=600, pretrain_tfrecords=str(good / "*"),
+                            eval_tfrecords=str(victim))
+    assert code == training.EXIT_DATA_DAMAGED, (out + err)[-3000:]
+    assert err.startswith(f"keras-electra pretrain: error: record file {victim} is corrupted "
+                          f"at byte {record_at}: the ")
+    assert "Evaluation stopped; the trained model and its checkpoints are saved" in err
+    model_dir = Path(copy) / "models" / "eval"
+    assert _checkpoint_steps(model_dir) == [2] and (model_dir / "final").is_dir()
