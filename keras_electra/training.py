@@ -150,6 +150,7 @@ def check_inputs(config):
 def _check_inputs(config):
     from keras_electra.data import pipeline, records, vocab
 
+    config.validate()  # fields set one by one after creation skip the cross-field checks
     if not (config.do_train or config.do_eval):
         raise ValueError("hparams do_train and do_eval are both false: nothing to do.")
     if config.data_dir and not tf.io.gfile.isdir(config.data_dir):
