@@ -254,7 +254,8 @@ def test_keras_file_and_preset_dir_round_trip(tmp_path):
     model.save_to_preset(str(tmp_path / "preset"), pretraining_config=tiny_config(
         untied_generator_embeddings=True), vocab_file=str(vocab))
     assert sorted(p.name for p in (tmp_path / "preset").iterdir()) == [
-        "config.json", "metadata.json", "model.weights.h5", "vocab.txt"]
+        ".keras-electra-files.json", "config.json", "metadata.json", "model.weights.h5",
+        "vocab.txt"]
     loaded = ElectraPretrainer.from_preset(str(tmp_path / "preset"))
     np.testing.assert_allclose(loaded(batch).numpy(), expected, atol=1e-6)
     gen_loaded = loaded.compute_pretraining_outputs(batch, tf.constant(1), False)["mlm_logits"]
