@@ -21,6 +21,10 @@ Departures, each a fix of something that silently broke official runs:
 - the derived `max_predictions_per_seq` is kept within [1, max_seq_length]
   (the official formula gives 0 for tiny sequences, which cannot train, and
   more slots than tokens for mask_prob near 1).
+
+Additions (documented in the README's flag table) come after the official
+fields. `embedding_sharing` generalises the official `untied_generator_embeddings`
+(which stays its alias, see `_resolve_embedding_sharing`).
 """
 
 import dataclasses
@@ -39,6 +43,10 @@ MODEL_SIZES = {
     "base": (768, 12),
     "large": (1024, 24),
 }
+
+# How the two towers share the embeddings (`embedding_sharing`): one layer (the
+# official code), DeBERTaV3's gradient-disentangled sharing, or not at all.
+EMBEDDING_SHARING = ("tied", "gdes", "untied")
 
 # `model/modeling.BertConfig` fields a user may override.
 BERT_HPARAMS = {
@@ -107,7 +115,7 @@ class PretrainingConfig:
     # generator settings
     uniform_generator: bool = False  # sample fakes uniformly at random
     two_tower_generator: bool = False  # Electric only (rejected)
-    untied_generator_embeddings: bool = False  # give the generator its own embeddings
+    untied_generator_embeddings: bool = False  # alias of embedding_sharing="untied"
     untied_generator: bool = True  # False: the generator *is* the discriminator
     generator_layers: float = 1.0  # fraction of discriminator layers
     generator_hidden_size: float = 0.25  # fraction of discriminator hidden size
@@ -147,6 +155,9 @@ class PretrainingConfig:
     max_hours: float = None  # save and stop cleanly before this wall-clock budget
     log_every_steps: int = 100
     peak_tflops: float = None  # for the utilisation figure; measured if None
+    # tied (official) | gdes (DeBERTaV3: discriminator = stop_gradient(generator) + delta)
+    # | untied
+    embedding_sharing: str = "tied"
 
     def __setattr__(self, name, value):
         """Every field is checked as it is set (by `create`, the constructor or a later
@@ -183,6 +194,7 @@ class PretrainingConfig:
                 config.mask_prob = 0.25
                 config.train_batch_size = 2048
         config._update(hparams)  # the user's values always win
+        config._resolve_embedding_sharing(hparams)
         if hparams.get("max_predictions_per_seq") is None:
             derived = int((config.mask_prob + 0.005) * config.max_seq_length)
             config.max_predictions_per_seq = min(max(derived, 1), config.max_seq_length)
@@ -201,6 +213,15 @@ class PretrainingConfig:
         fields = {f.name: f for f in dataclasses.fields(self)}
         for name, value in hparams.items():
             setattr(self, name, _coerce(name, fields[name].type, value))
+
+    def _resolve_embedding_sharing(self, hparams):
+        """Make `embedding_sharing` and its official alias `untied_generator_embeddings`
+        agree when the user set only one of them (`validate` rejects a conflict)."""
+        if "embedding_sharing" not in hparams:
+            if self.untied_generator_embeddings:
+                self.embedding_sharing = "untied"
+        elif "untied_generator_embeddings" not in hparams:
+            self.untied_generator_embeddings = self.embedding_sharing == "untied"
 
     def _fill_paths(self):
         join = os.path.join
@@ -279,6 +300,18 @@ class PretrainingConfig:
         if not self.electra_objective and self.gen_weight == 0:
             fail("gen_weight", "0 with electra_objective false, where the masked-LM loss is "
                  "the only loss: nothing would train; set gen_weight > 0 (default 1.0).")
+        if self.untied_generator_embeddings != (self.embedding_sharing == "untied"):
+            fail("embedding_sharing", f"{self.embedding_sharing!r} conflicts with "
+                 f"untied_generator_embeddings={json.dumps(self.untied_generator_embeddings)}"
+                 " (the official alias of embedding_sharing 'untied'): set only "
+                 "embedding_sharing ('tied', 'gdes' or 'untied').")
+        if self.embedding_sharing == "gdes" and (
+                not self.electra_objective or self.uniform_generator):
+            field = "electra_objective" if not self.electra_objective else "uniform_generator"
+            fail("embedding_sharing", f"'gdes' shares the generator's embeddings with the "
+                 f"discriminator, but {field}={json.dumps(getattr(self, field))} leaves no "
+                 f"{'discriminator' if field == 'electra_objective' else 'generator'}: "
+                 "use 'tied' or 'untied'.")
         if self.train_batch_size % self.gradient_accumulation_steps:
             fail("gradient_accumulation_steps",
                  f"train_batch_size {self.train_batch_size} is not divisible by "
@@ -434,7 +467,8 @@ _RULES = {
 }
 
 # String hparams with a closed set of values.
-_CHOICES = {"model_size": tuple(MODEL_SIZES), "precision": ("fp32", "bf16", "fp16")}
+_CHOICES = {"model_size": tuple(MODEL_SIZES), "precision": ("fp32", "bf16", "fp16"),
+            "embedding_sharing": EMBEDDING_SHARING}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(PretrainingConfig)}
 _OVERRIDES = "model_hparam_overrides"

@@ -12,7 +12,9 @@ import keras
 import tensorflow as tf
 
 from keras_electra import cpu_kernels, distribute, masking, optimization, rng
-from keras_electra.layers.embeddings import ElectraEmbeddings
+from keras_electra.config import EMBEDDING_SHARING
+from keras_electra.errors import InputError
+from keras_electra.layers.embeddings import ElectraEmbeddings, GradientDisentangledEmbeddings
 from keras_electra.layers.encoder import ElectraEncoder
 from keras_electra.layers.heads import DiscriminatorHead, GeneratorHead
 
@@ -54,7 +56,16 @@ class ElectraPretrainer(keras.Model):
         electra_objective: False trains a BERT masked LM (no discriminator).
         uniform_generator: sample fakes uniformly instead of from a generator.
         untied_generator: False makes the generator the discriminator itself.
-        untied_generator_embeddings: give the generator its own embeddings.
+        untied_generator_embeddings: give the generator its own embeddings (the
+            official name of `embedding_sharing="untied"`).
+        embedding_sharing: "tied" (one embedding layer, the official code),
+            "gdes" (DeBERTaV3's gradient-disentangled sharing: the
+            discriminator reads stop_gradient(generator tables) + its own
+            delta tables, see `GradientDisentangledEmbeddings`) or "untied".
+            None (default): "untied" if `untied_generator_embeddings`, else
+            "tied"; a value contradicting `untied_generator_embeddings`
+            raises. Whatever it is, `discriminator_embedding_weights()` gives
+            the discriminator's effective tables as one ordinary layer.
         special_token_ids: dict with "cls", "sep", "mask" (and "pad") ids.
         seed: int. Seeds masking and sampling (step-indexed, replica-invariant).
     """
@@ -72,13 +83,17 @@ class ElectraPretrainer(keras.Model):
                  temperature=1.0, disallow_correct=False, electra_objective=True,
                  uniform_generator=False, untied_generator=True,
                  untied_generator_embeddings=False, special_token_ids=None, seed=0,
-                 **kwargs):
+                 embedding_sharing=None, **kwargs):
         super().__init__(**kwargs)
         if hidden_dropout_prob != attention_probs_dropout_prob:
             raise ValueError(
                 "hidden_dropout_prob and attention_probs_dropout_prob must be equal "
                 f"(got {hidden_dropout_prob} and {attention_probs_dropout_prob}): "
                 "keras-hub's TransformerEncoder uses one dropout rate.")
+        embedding_sharing = resolve_embedding_sharing(
+            embedding_sharing, untied_generator_embeddings, electra_objective,
+            uniform_generator)
+        untied_generator_embeddings = embedding_sharing == "untied"
         special_token_ids = dict(special_token_ids or BERT_SPECIAL_IDS)
         for name in ("cls", "sep", "mask"):
             if name not in special_token_ids:
@@ -94,10 +109,17 @@ class ElectraPretrainer(keras.Model):
 
         common = dict(hidden_act=hidden_act, initializer_range=initializer_range,
                       layer_norm_epsilon=layer_norm_eps)
-        self.embeddings = ElectraEmbeddings(
-            vocab_size, embedding_size, max_position_embeddings, type_vocab_size,
+        embedding_args = dict(
+            vocab_size=vocab_size, embedding_size=embedding_size,
+            max_position_embeddings=max_position_embeddings, type_vocab_size=type_vocab_size,
             dropout=hidden_dropout_prob, initializer_range=initializer_range,
-            layer_norm_epsilon=layer_norm_eps, name="embeddings")
+            layer_norm_epsilon=layer_norm_eps)
+        # The discriminator's embeddings (tied: the generator's too). Under GDES
+        # they hold only the deltas and the discriminator's LayerNorm: read the
+        # effective tables with `discriminator_embedding_weights()`.
+        embeddings_class = (GradientDisentangledEmbeddings if embedding_sharing == "gdes"
+                            else ElectraEmbeddings)
+        self.embeddings = embeddings_class(**embedding_args, name="embeddings")
         self.discriminator = None
         self.discriminator_predictions = None
         if electra_objective:
@@ -109,11 +131,9 @@ class ElectraPretrainer(keras.Model):
                 name="discriminator_predictions")
 
         self.generator_embeddings = self.embeddings
-        if untied_generator_embeddings:
+        if embedding_sharing != "tied":  # GDES: the shared tables, trained by the MLM loss
             self.generator_embeddings = ElectraEmbeddings(
-                vocab_size, embedding_size, max_position_embeddings, type_vocab_size,
-                dropout=hidden_dropout_prob, initializer_range=initializer_range,
-                layer_norm_epsilon=layer_norm_eps, name="generator_embeddings")
+                **embedding_args, name="generator_embeddings")
         self.generator = None
         self.generator_predictions = None
         if not uniform_generator:
@@ -187,6 +207,7 @@ class ElectraPretrainer(keras.Model):
             uniform_generator=config.uniform_generator,
             untied_generator=config.untied_generator,
             untied_generator_embeddings=config.untied_generator_embeddings,
+            embedding_sharing=config.embedding_sharing,
             special_token_ids=special_token_ids, seed=config.seed, **kwargs)
         # Not constructor arguments: what exports and presets need to know.
         model.pretraining_config = config
@@ -220,9 +241,37 @@ class ElectraPretrainer(keras.Model):
 
     def discriminate(self, input_ids, input_mask, segment_ids, training=False):
         """Replaced-token logits [B, L] (float32) from the discriminator."""
-        hidden = self.discriminator(self.embeddings(input_ids, segment_ids, training=training),
-                                    input_mask, training=training)  # (B, L, H)
+        embedded = self.embed_for_discriminator(input_ids, segment_ids, training=training)
+        hidden = self.discriminator(embedded, input_mask, training=training)  # (B, L, H)
         return self.discriminator_predictions(hidden)
+
+    def embed_for_discriminator(self, input_ids, segment_ids, training=False):
+        """The discriminator's input embeddings [B, L, E], whatever `embedding_sharing`."""
+        if self.embedding_sharing == "gdes":
+            return self.embeddings(input_ids, segment_ids, shared=self.generator_embeddings,
+                                   training=training)
+        return self.embeddings(input_ids, segment_ids, training=training)
+
+    def discriminator_embedding_weights(self):
+        """{name: weight} of the discriminator's embeddings as one ordinary
+        `ElectraEmbeddings` (`named_weights` names: word_embeddings,
+        position_embeddings, token_type_embeddings, LayerNorm/gamma,
+        LayerNorm/beta).
+
+        Every consumer of the discriminator outside the pretraining step reads
+        these: the transformers and keras-hub exports, fine-tuning. Tied or
+        untied, they are the live variables; under GDES, float32 tensors
+        (generator table + delta, the discriminator's LayerNorm): a snapshot,
+        which assigning to cannot change.
+        """
+        if self.embedding_sharing == "gdes":
+            return self.embeddings.merged_weights(self.generator_embeddings)
+        return self.embeddings.named_weights()
+
+    def discriminator_word_embeddings(self):
+        """The discriminator's effective [V, E] word embedding table (see
+        `discriminator_embedding_weights`)."""
+        return self.discriminator_embedding_weights()["word_embeddings"]
 
     # -------------------------------------------------------------- objective
     def compute_pretraining_outputs(self, inputs, step, training):
@@ -373,6 +422,31 @@ class ElectraPretrainer(keras.Model):
             t["disc_auc"].update_state(labels, tf.sigmoid(outputs["disc_logits"]),
                                        sample_weight=token_weights)
         return {name: tracker.result() for name, tracker in t.items()}
+
+
+def resolve_embedding_sharing(embedding_sharing, untied_generator_embeddings,
+                              electra_objective=True, uniform_generator=False):
+    """The `embedding_sharing` a model has, from it and its official alias
+    `untied_generator_embeddings`; InputError naming both when they disagree,
+    and for GDES without both towers (nothing would train one side)."""
+    if embedding_sharing is None:
+        return "untied" if untied_generator_embeddings else "tied"
+    if embedding_sharing not in EMBEDDING_SHARING:
+        raise InputError(f"embedding_sharing={embedding_sharing!r} is not one of "
+                         f"{', '.join(map(repr, EMBEDDING_SHARING))}.")
+    if untied_generator_embeddings and embedding_sharing != "untied":
+        raise InputError(
+            f"embedding_sharing={embedding_sharing!r} conflicts with "
+            "untied_generator_embeddings=true (its official alias for "
+            "embedding_sharing='untied'): set only embedding_sharing.")
+    if embedding_sharing == "gdes" and (not electra_objective or uniform_generator):
+        missing = ("no discriminator (electra_objective=false)" if not electra_objective
+                   else "no generator (uniform_generator=true)")
+        raise InputError(
+            f"embedding_sharing='gdes' shares the generator's embeddings with the "
+            f"discriminator, but this model has {missing}: use embedding_sharing "
+            "'tied' or 'untied'.")
+    return embedding_sharing
 
 
 def tower_kwargs(disc, gen):

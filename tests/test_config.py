@@ -173,6 +173,8 @@ BAD_VALUES = [
     ("strip_accents", [], "[]", "true or false, or null"),
     ("model_size", "huge", "'huge'", "one of 'small', 'base', 'large'"),
     ("precision", "fp64", "'fp64'", "one of 'fp32', 'bf16', 'fp16'"),
+    ("embedding_sharing", "shared", "'shared'", "one of 'tied', 'gdes', 'untied'"),
+    ("embedding_sharing", None, "null", "(default \"tied\")"),
     ("model_name", "", "''", "a non-empty string"),
     ("vocab_file", 5, "5", "a string"),
     ("model_hparam_overrides", None, "null", "a JSON object"),

@@ -75,6 +75,15 @@ def test_generator_and_discriminator_share_the_embeddings():
     assert len(ids) == len(model.weights)  # shared weights are counted once
     untied = tiny_model(untied_generator_embeddings=True)
     assert untied.generator_embeddings is not untied.embeddings
+    assert untied.embedding_sharing == "untied"
+    # GDES: the generator owns the tables; the discriminator's layer holds deltas
+    # of the same shapes (so the same parameter count) and its own LayerNorm.
+    gdes = tiny_model(embedding_sharing="gdes")
+    assert gdes.generator_embeddings is not gdes.embeddings
+    assert [tuple(w.shape) for w in gdes.embeddings.weights] == [
+        tuple(w.shape) for w in model.embeddings.weights]
+    assert gdes.discriminator_word_embeddings().shape == (64, 16)
+    assert model.discriminator_word_embeddings() is model.embeddings.embedding_table
     shared = tiny_model(untied_generator=False)
     assert shared.generator is shared.discriminator
     assert shared.generator_predictions.dense.kernel.shape == (32, 16)
@@ -267,7 +276,7 @@ def test_keras_file_and_preset_dir_round_trip(tmp_path):
     # Saving again replaces the directory whole; no staging directories remain.
     model.save_to_preset(str(tmp_path / "preset"))
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []
-    with pytest.raises(ValueError, match="not a keras-electra preset"):
+    with pytest.raises(ValueError, match="is not a model folder"):
         ElectraPretrainer.from_preset(str(tmp_path))
 
 

@@ -14,6 +14,14 @@ Export layout (the same one `push_to_hub` uploads):
 generator's own sizes (hidden, heads, FFN, layers) with the *shared* vocab and
 embedding size, `embeddings_project` present exactly when E != H.
 
+The discriminator's embeddings are written as the discriminator computes them
+(`ElectraPretrainer.discriminator_embedding_weights`): with
+`embedding_sharing="gdes"` each table is the generator's plus the
+discriminator's delta, one ordinary table, so transformers needs nothing of
+GDES. The generator folder holds the generator's own tables; such an export
+imports back as `embedding_sharing="untied"` (the two files hold different
+tables). To continue GDES pretraining, keep the keras-electra preset.
+
 Casing is part of the model. The tokenizer files carry `do_lower_case` and
 `strip_accents` as trained (from the model's `PretrainingConfig`); when the
 model does not know them, export refuses to guess and asks for
@@ -64,15 +72,18 @@ ATTN_OUT = "attn_out"  # EinsumDense kernel (heads, head_dim, H) <-> Linear (H, 
 
 # ---------------------------------------------------------------- the table
 def _tower_table(embeddings, encoder):
-    """[(transformers name, variable, layout)] of one `ElectraModel` (`electra.*`)."""
+    """[(transformers name, variable, layout)] of one `ElectraModel` (`electra.*`).
+
+    `embeddings`: {name: weight} as `ElectraEmbeddings.named_weights` (for the
+    discriminator: `discriminator_embedding_weights`, merged under GDES)."""
     table = [
-        ("electra.embeddings.word_embeddings.weight", embeddings.word_embeddings.embeddings, COPY),
+        ("electra.embeddings.word_embeddings.weight", embeddings["word_embeddings"], COPY),
         ("electra.embeddings.position_embeddings.weight",
-         embeddings.position_embeddings.position_embeddings, COPY),
+         embeddings["position_embeddings"], COPY),
         ("electra.embeddings.token_type_embeddings.weight",
-         embeddings.token_type_embeddings.embeddings, COPY),
-        ("electra.embeddings.LayerNorm.weight", embeddings.layer_norm.gamma, COPY),
-        ("electra.embeddings.LayerNorm.bias", embeddings.layer_norm.beta, COPY),
+         embeddings["token_type_embeddings"], COPY),
+        ("electra.embeddings.LayerNorm.weight", embeddings["LayerNorm/gamma"], COPY),
+        ("electra.embeddings.LayerNorm.bias", embeddings["LayerNorm/beta"], COPY),
     ]
     if encoder.embeddings_project is not None:
         table += [("electra.embeddings_project.weight", encoder.embeddings_project.kernel, DENSE),
@@ -102,7 +113,7 @@ def _tower_table(embeddings, encoder):
 def discriminator_table(model):
     """The weight table of `ElectraForPreTraining`."""
     head = model.discriminator_predictions
-    return _tower_table(model.embeddings, model.discriminator) + [
+    return _tower_table(model.discriminator_embedding_weights(), model.discriminator) + [
         ("discriminator_predictions.dense.weight", head.dense.kernel, DENSE),
         ("discriminator_predictions.dense.bias", head.dense.bias, COPY),
         ("discriminator_predictions.dense_prediction.weight", head.dense_prediction.kernel, DENSE),
@@ -113,7 +124,7 @@ def discriminator_table(model):
 def generator_table(model):
     """The weight table of `ElectraForMaskedLM` (`generator_lm_head.weight` is tied)."""
     head = model.generator_predictions
-    return _tower_table(model.generator_embeddings, model.generator) + [
+    return _tower_table(model.generator_embeddings.named_weights(), model.generator) + [
         ("generator_predictions.dense.weight", head.dense.kernel, DENSE),
         ("generator_predictions.dense.bias", head.dense.bias, COPY),
         ("generator_predictions.LayerNorm.weight", head.layer_norm.gamma, COPY),
@@ -324,13 +335,20 @@ def import_huggingface(discriminator_dir, generator_dir=None, do_lower_case=None
         do_lower_case, strip_accents: override what tokenizer_config.json says;
             required when it is missing.
         **model_kwargs: pretraining settings for `ElectraPretrainer`
-            (mask_prob, disc_weight, seed, ...).
+            (mask_prob, disc_weight, seed, ...). Not `embedding_sharing`: the
+            files decide between tied and untied (GDES lives in presets only).
 
     The returned model carries `vocab_file` and a `pretraining_config`
     matching its sizes and casing, so it continues pretraining directly.
     """
     if generator_dir is None:
         generator_dir = os.path.join(discriminator_dir, GENERATOR_SUBFOLDER)
+    if "embedding_sharing" in model_kwargs or "untied_generator_embeddings" in model_kwargs:
+        raise InputError(
+            "import_huggingface decides embedding_sharing from the files: tied when the "
+            "discriminator and generator hold the same embedding tables, else untied (a "
+            "GDES export holds merged tables). Leave embedding_sharing out; to continue "
+            "GDES pretraining, start from the keras-electra preset instead.")
     disc_config = _transformers_config(discriminator_dir)
     if generator_dir is False:  # discriminator only (inference): no generator tower
         gen_config, model_kwargs["uniform_generator"] = disc_config, True

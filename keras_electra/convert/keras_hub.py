@@ -22,6 +22,10 @@ Differences keras-hub's classes impose, none fixable by a converter:
   Only `pooled_output` depends on it.
 - The tokenizer lower-cases with Unicode case folding (tf-text), the official
   one with `str.lower()`: they differ on rare characters such as "ß" -> "ss".
+
+The embeddings are the discriminator's effective ones
+(`ElectraPretrainer.discriminator_embedding_weights`): under
+`embedding_sharing="gdes"`, generator table + delta, one ordinary table.
 """
 
 import tempfile
@@ -30,16 +34,16 @@ from keras_electra.convert import publish_dir
 
 
 def _table(backbone, model):
-    """[(keras-hub variable, our variable)] of the discriminator body."""
-    embeddings, encoder = model.embeddings, model.discriminator
+    """[(keras-hub variable, our variable or merged tensor)] of the discriminator body."""
+    embeddings, encoder = model.discriminator_embedding_weights(), model.discriminator
     table = [
-        (backbone.get_layer("token_embedding").embeddings, embeddings.word_embeddings.embeddings),
+        (backbone.get_layer("token_embedding").embeddings, embeddings["word_embeddings"]),
         (backbone.get_layer("position_embedding").position_embeddings,
-         embeddings.position_embeddings.position_embeddings),
+         embeddings["position_embeddings"]),
         (backbone.get_layer("segment_embedding").embeddings,
-         embeddings.token_type_embeddings.embeddings),
-        (backbone.get_layer("embeddings_layer_norm").gamma, embeddings.layer_norm.gamma),
-        (backbone.get_layer("embeddings_layer_norm").beta, embeddings.layer_norm.beta),
+         embeddings["token_type_embeddings"]),
+        (backbone.get_layer("embeddings_layer_norm").gamma, embeddings["LayerNorm/gamma"]),
+        (backbone.get_layer("embeddings_layer_norm").beta, embeddings["LayerNorm/beta"]),
     ]
     if encoder.embeddings_project is not None:
         projection = backbone.get_layer("embeddings_projection")
@@ -67,7 +71,8 @@ def to_backbone(model):
     for theirs, ours in _table(backbone, model):
         if tuple(theirs.shape) != tuple(ours.shape):
             raise ValueError(f"{theirs.path}: keras-hub shape {tuple(theirs.shape)} != "
-                             f"ours {tuple(ours.shape)} ({ours.path}).")
+                             f"ours {tuple(ours.shape)} "
+                             f"({getattr(ours, 'path', 'merged GDES embeddings')}).")
         theirs.assign(ours)
     return backbone
 
