@@ -5,7 +5,9 @@
   the same time, so at the end of warm-up the rate is peak * (1 - W/T).
 - `AdamWeightDecay`: Adam without bias correction, epsilon 1e-6, decoupled
   weight decay that skips LayerNorm and bias variables, gradients clipped to a
-  global norm of 1.0.
+  global norm of 1.0. Optional per-variable learning-rate multipliers, for
+  fine-tuning's layer-wise decay (`layerwise_lr_multipliers`, the official
+  `_get_layer_lrs`).
 """
 
 import functools
@@ -96,12 +98,16 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         beta_1, beta_2, epsilon: Adam constants (0.9, 0.999, 1e-6).
         clip_norm: float or None. Global-norm clip of the summed gradients.
         exclude_from_weight_decay: regexes searched in variable paths.
+        learning_rate_multipliers: dict {variable path: float} or None. Each
+            variable's rate is the (scheduled) rate times its multiplier; with
+            a dict, every trained variable must have one (as the official
+            optimizer, which refuses a variable without a rate).
     """
 
     def __init__(self, learning_rate=5e-4, weight_decay_rate=0.01, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-6, clip_norm=1.0,
                  exclude_from_weight_decay=NO_DECAY_PATTERNS,
-                 name="adam_weight_decay", **kwargs):
+                 learning_rate_multipliers=None, name="adam_weight_decay", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.weight_decay_rate = weight_decay_rate
         self.beta_1 = beta_1
@@ -109,10 +115,13 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         self.epsilon = epsilon
         self.clip_norm = clip_norm
         self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay)
+        self.learning_rate_multipliers = (None if learning_rate_multipliers is None
+                                          else dict(learning_rate_multipliers))
 
     def build(self, var_list):
         if self.built:
             return
+        self._lr_multipliers = [self.learning_rate_multiplier(v) for v in var_list]
         super().build(var_list)
         self._m = [self.add_variable_from_reference(v, "adam_m") for v in var_list]
         self._v = [self.add_variable_from_reference(v, "adam_v") for v in var_list]
@@ -125,10 +134,22 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         path = getattr(variable, "path", variable.name)
         return not any(re.search(p, path) for p in self.exclude_from_weight_decay_patterns)
 
+    def learning_rate_multiplier(self, variable):
+        """The factor on `variable`'s learning rate (1.0 without multipliers)."""
+        if self.learning_rate_multipliers is None:
+            return 1.0
+        path = getattr(variable, "path", variable.name)
+        if path not in self.learning_rate_multipliers:
+            raise ValueError(f"No learning-rate multiplier for variable {path}; "
+                             "learning_rate_multipliers must name every trained variable.")
+        return float(self.learning_rate_multipliers[path])
+
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         m, v = self._m[index], self._v[index]
         lr = tf.cast(learning_rate, variable.dtype)
+        if self._lr_multipliers[index] != 1.0:
+            lr = lr * tf.cast(self._lr_multipliers[index], variable.dtype)
         g = tf.cast(gradient, variable.dtype)
         if self._decay[index]:  # the lr * wd * w part of the update, from w before it
             self.assign_sub(variable, lr * self.weight_decay_rate * variable)
@@ -229,8 +250,20 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             "epsilon": self.epsilon,
             "clip_norm": self.clip_norm,
             "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
+            "learning_rate_multipliers": self.learning_rate_multipliers,
         })
         return config
+
+
+def layerwise_lr_multipliers(depths, num_layers, decay):
+    """{variable path: decay ** (num_layers + 2 - depth)}: the official `_get_layer_lrs`.
+
+    `depths` maps each variable path to its depth (embeddings 0, encoder layer i
+    at i + 1, the task head at num_layers + 2; see
+    `ElectraClassifier.variable_depths`): the head trains at the full rate and
+    each layer below at `decay` times the one above.
+    """
+    return {path: float(decay ** (num_layers + 2 - depth)) for path, depth in depths.items()}
 
 
 def create_optimizer(learning_rate, num_train_steps, num_warmup_steps,

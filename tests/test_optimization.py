@@ -1,11 +1,14 @@
 """The official optimizer: schedule formula, Adam without bias correction, decay exclusions."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_electra.optimization import AdamWeightDecay, WarmupPolynomialDecay, create_optimizer
+from keras_electra.optimization import (AdamWeightDecay, WarmupPolynomialDecay, create_optimizer,
+                                        layerwise_lr_multipliers)
 from tiny_models import tiny_model
 
 
@@ -86,3 +89,46 @@ def test_optimizer_config_round_trip():
     assert restored.clip_norm == 1.0
     assert isinstance(restored._learning_rate, WarmupPolynomialDecay)
     assert restored._learning_rate.power == 0.5
+
+
+def test_learning_rate_multipliers_scale_each_variables_update():
+    """Fine-tuning's per-variable rates: lr x multiplier in the Adam step and in the
+    weight decay (the official optimizer applies each key's rate to both)."""
+    kernel = keras.Variable(np.array([[1.0, -2.0]], "float32"), name="kernel")
+    bias = keras.Variable(np.array([0.5, 0.5], "float32"), name="bias")
+    scale = {kernel.path: 0.5, bias.path: 0.25}
+    optimizer = AdamWeightDecay(learning_rate=0.1, weight_decay_rate=0.01, clip_norm=None,
+                                learning_rate_multipliers=scale)
+    grads = [np.array([[0.3, -0.4]], "float32"), np.array([0.1, 0.2], "float32")]
+    m = [np.zeros_like(g) for g in grads]
+    v = [np.zeros_like(g) for g in grads]
+    params = [kernel.numpy(), bias.numpy()]
+    one_minus = {b: float(np.float32(1) - np.float32(b)) for b in (0.9, 0.999)}
+    for _ in range(2):
+        optimizer.apply_gradients(zip([tf.constant(g) for g in grads], [kernel, bias]))
+        for i, (g, decay, factor) in enumerate(zip(grads, (True, False), (0.5, 0.25))):
+            m[i] = 0.9 * m[i] + one_minus[0.9] * g
+            v[i] = 0.999 * v[i] + one_minus[0.999] * g * g
+            update = m[i] / (np.sqrt(v[i]) + 1e-6)
+            if decay:
+                update = update + 0.01 * params[i]
+            params[i] = params[i] - 0.1 * factor * update
+    np.testing.assert_allclose(kernel.numpy(), params[0], rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), params[1], rtol=1e-5)
+    restored = AdamWeightDecay.from_config(optimizer.get_config())
+    assert restored.learning_rate_multipliers == scale
+
+
+def test_a_variable_without_a_multiplier_is_refused():
+    w = keras.Variable(np.zeros(2, "float32"), name="w")
+    optimizer = AdamWeightDecay(learning_rate_multipliers={"elsewhere": 1.0})
+    with pytest.raises(ValueError, match=re.escape(w.path)):
+        optimizer.build([w])
+
+
+def test_layerwise_multipliers_are_the_official_layer_rates():
+    """`_get_layer_lrs`: lr * decay ** (n_layers + 2 - depth) for 2 layers."""
+    depths = {"embeddings": 0, "layer_0": 1, "layer_1": 2, "head": 4}
+    got = layerwise_lr_multipliers(depths, num_layers=2, decay=0.8)
+    assert got == pytest.approx({"embeddings": 0.8 ** 4, "layer_0": 0.8 ** 3,
+                                 "layer_1": 0.8 ** 2, "head": 1.0})
