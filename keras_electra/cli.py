@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "export": ("keras_electra.convert.export_cli", "Export a model to Hugging Face / keras-hub format."),
     "push": ("keras_electra.hub", "Upload a model to the Hugging Face Hub."),
     "detect": ("keras_electra.detect", "Show which tokens a discriminator thinks were replaced."),
+    "finetune": ("keras_electra.finetune", "Fine-tune a discriminator on a labelled TSV/CSV task."),
     "demo": ("keras_electra.demo", "Run the whole pipeline end to end on built-in text."),
 }
 
