@@ -16,8 +16,11 @@ Checkpoints are named by update step (`ckpt-1000`), as the official
   saving, so the last good checkpoint stays the latest.
 - `Throughput`: examples/s, tokens/s, TFLOP/s and utilisation per logging
   interval (one Keras epoch), added to the logs.
-- `ScalarLogger`: every log value and the learning rate as TensorBoard scalars.
-- `HealthMonitor`: warnings for the failure signatures users report.
+- `ScalarLogger`: every log value and the learning rate as TensorBoard scalars
+  (`write_scalars` writes the evaluation's under `logs/eval`).
+- `TokenCosineProbe`: how alike the discriminator's token vectors are on a fixed
+  batch (`disc_token_cosine`), added to the logs: representation collapse, measured.
+- `HealthMonitor`: warnings for the failure signatures users report, with advice.
 """
 
 import functools
@@ -29,17 +32,27 @@ import tempfile
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_electra import optimization
 
-# HealthMonitor thresholds, calibrated on docs/healthy_run.md: a healthy run (and
-# the PyTorch peer) sits in an early plateau with disc_recall ~0.003 for hundreds
-# of steps after warm-up while disc_loss stays >= 0.37.
+# HealthMonitor thresholds (docs/healthy_run.md, "Health warnings").
+# The plateau: disc_recall below RECALL_FLOOR while disc_loss is still within
+# PLATEAU_LOSS_RATIO of the entropy of the replaced-token rate (the loss of predicting
+# that rate for every token): the discriminator has learned next to nothing. Issue 18's
+# runs that stayed there for all their 1,500 steps pretrained models worse than none.
 RECALL_FLOOR = 0.01
-RECALL_MIN_STEP = 2000  # the recall warning is premature before this step
+PLATEAU_LOSS_RATIO = 0.95
+HEALTH_PATIENCE = 5  # logging intervals in a row
 DISC_LOSS_FLOOR = 1e-4
-HEALTH_PATIENCE = 5
+# Representation collapse: mean cosine between the discriminator's last-layer token
+# vectors (`token_cosine`). Issue 18 measured 0.89 in collapsed models; random weights
+# give 0.12-0.49 (tiny models, 8 seeds) and 0.29-0.39 (ELECTRA-Small): the embeddings'
+# shared segment vector alone makes ~1/3 (tests/test_health.py measures them).
+COLLAPSE_COSINE = 0.8
+COLLAPSE_PATIENCE = 2  # logging intervals in a row: one noisy interval is not a trend
+PROBE_EXAMPLES = 32  # the probe batch: ~4k tokens at seq 128, one forward pass
 
 
 def update_step(model):
@@ -377,13 +390,28 @@ def write_scalar(name, value, step):
                      metadata=_scalar_metadata())
 
 
+def write_scalars(log_dir, values, step):
+    """One TensorBoard event file entry per finite number of `values` at `step`.
+
+    `training` writes the evaluation's results with it under `model_dir/logs/eval`,
+    beside `ScalarLogger`'s `logs/train`, so both show in one TensorBoard."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=step):
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                write_scalar(key, float(value), step)
+    writer.flush()
+    writer.close()
+
+
 class ScalarLogger(keras.callbacks.Callback):
     """TensorBoard scalars (tf.summary) of every log value plus the learning rate.
 
     Written at the end of each logging interval, against the optimizer update
-    step, under `log_dir/train` (and `log_dir/eval` via `write_eval`). Readable
-    by `tensorboard --logdir model_dir/logs`; TensorBoard itself is not needed
-    to write them.
+    step, under `log_dir/train` (the evaluation's: `write_scalars` into
+    `log_dir/eval`). Readable by `tensorboard --logdir model_dir/logs`;
+    TensorBoard itself is not needed to write them. Callbacks that add to the logs
+    (`Throughput`, `TokenCosineProbe`) must come before it.
     """
 
     def __init__(self, log_dir):
@@ -407,48 +435,178 @@ class ScalarLogger(keras.callbacks.Callback):
                     write_scalar(key, value, step)
         self._writer.flush()
 
-    def write_eval(self, results, step):
-        writer = tf.summary.create_file_writer(f"{self.log_dir}/eval")
-        with writer.as_default(step=step):
-            for key, value in results.items():
-                write_scalar(key, float(value), step)
-        writer.flush()
+
+# ------------------------------------------------------------------ health
+def token_cosine(vectors, mask):
+    """Mean cosine similarity between every two distinct non-padding token vectors.
+
+    The n token vectors v_i with mask 1, from all sequences of the batch (pairs within
+    a sequence and across sequences count alike), as unit vectors u_i = v_i / |v_i|:
+    the mean off-diagonal entry of their Gram matrix [u_i . u_j], which is
+    (|sum_i u_i|^2 - sum_i |u_i|^2) / (n (n - 1)): O(n H), no n x n matrix. 1 when all
+    vectors point one way (a collapsed representation), ~0 for independent random
+    directions. A zero vector counts as cosine 0 with every other.
+
+    Args:
+        vectors: float array (B, L, H).
+        mask: 0/1 array (B, L); 0 marks padding.
+
+    Returns a python float; NaN with fewer than two tokens.
+
+    Example:
+    >>> token_cosine(np.ones((2, 3, 4)), np.ones((2, 3)))
+    1.0
+    """
+    vectors = np.asarray(vectors, np.float64)
+    flat = vectors.reshape(-1, vectors.shape[-1])[np.asarray(mask).reshape(-1) > 0]  # (n, H)
+    n = flat.shape[0]
+    if n < 2:
+        return float("nan")
+    norms = np.linalg.norm(flat, axis=1, keepdims=True)
+    units = flat / np.where(norms > 0, norms, 1.0)  # zero rows stay zero
+    total = units.sum(axis=0)
+    return float((total @ total - np.sum(units * units)) / (n * (n - 1)))
+
+
+class TokenCosineProbe(keras.callbacks.Callback):
+    """Adds `disc_token_cosine` and `embedding_token_cosine` to each logging interval's logs.
+
+    Collapse of the discriminator's representation to one "original" vector shows in
+    no loss curve: issue 18's runs looked merely slow while their models fine-tuned
+    worse than random weights. Measured directly instead: one forward pass, dropout off,
+    of the discriminator on a fixed batch (`training` uses held-out eval records when
+    evaluating, else the first training records), then `token_cosine` of its last-layer
+    token vectors, and of the embedding output it starts from as a reference (a shared
+    segment embedding keeps that near 1/3 at random init). `ScalarLogger` writes both to
+    TensorBoard and `HealthMonitor` warns above COLLAPSE_COSINE.
+
+    Args:
+        batch: dict of int arrays (B, L): "input_ids", "input_mask", "segment_ids".
+    """
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = {k: tf.constant(batch[k], tf.int32)
+                      for k in ("input_ids", "input_mask", "segment_ids")}
+        self._forward = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._forward = None
+
+    def measure(self):
+        """{"disc_token_cosine", "embedding_token_cosine"} of the model as it is now."""
+        if self._forward is None:
+            self._forward = _token_vectors_function(self.model)
+        embedded, hidden = self._forward(self.batch)
+        mask = self.batch["input_mask"].numpy()
+        return {"disc_token_cosine": token_cosine(hidden, mask),
+                "embedding_token_cosine": token_cosine(embedded, mask)}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and getattr(self.model, "discriminator", None) is not None:
+            logs.update(self.measure())
+
+
+def _token_vectors_function(model):
+    """batch -> (embedding output, discriminator last layer) as float32 numpy (B, L, E/H).
+
+    As `ElectraPretrainer.discriminate` without the head, inference mode. Run through
+    the model's strategy (TPUs take no eager calls) on the whole batch on every replica;
+    the first replica's result is returned."""
+    strategy = model.distribute_strategy
+    # The discriminator's own input embeddings where the model says which they are
+    # (under GDES they differ from `model.embeddings` alone).
+    embed = getattr(model, "embed_for_discriminator", None) or model.embeddings
+
+    def replica_fn(batch):
+        embedded = embed(batch["input_ids"], batch["segment_ids"], training=False)
+        hidden = model.discriminator(embedded, batch["input_mask"], training=False)
+        return tf.cast(embedded, tf.float32), tf.cast(hidden, tf.float32)
+
+    @tf.function
+    def forward(batch):
+        return strategy.run(replica_fn, args=(batch,))
+
+    def run(batch):
+        embedded, hidden = forward(batch)
+        first = strategy.experimental_local_results
+        return first(embedded)[0].numpy(), first(hidden)[0].numpy()
+
+    return run
+
+
+def _binary_entropy(p):
+    """Nats of a coin with P(heads) = p: the loss of predicting rate p for every token."""
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+ADVICE = ("Consider starting again (another --model-name) with a lower learning_rate "
+          "(e.g. half) and/or a longer num_warmup_steps (e.g. twice); for continued "
+          "pretraining from a trained model, try learning_rate 1e-4. The settings that "
+          "avoid this for each model size are being benchmarked (issue 18); "
+          "docs/healthy_run.md has the current reference.")
 
 
 class HealthMonitor(keras.callbacks.Callback):
-    """Warn when a run shows a known failure signature (after warm-up).
+    """Warn, with what to change, when a run shows a known failure signature.
 
-    Thresholds are deliberately simple, on logging-interval averages:
-    - `disc_recall` < RECALL_FLOOR (0.01) for HEALTH_PATIENCE (5) intervals
-      in a row, past max(warm-up, RECALL_MIN_STEP): the discriminator predicts
-      "original" everywhere (often a learning rate too high for continued
-      pretraining, ymcui/Chinese-ELECTRA#66). Earlier, near-zero recall is the
-      normal plateau of docs/healthy_run.md;
-    - `disc_loss` < DISC_LOSS_FLOOR (1e-4): collapsed, nothing left to detect
-      (e.g. the generator never replaces tokens).
-    NaN/inf is handled by `TrainingGuard` (it stops the run).
+    On logging-interval averages (docs/healthy_run.md, "Health warnings"):
+    - collapse: `disc_token_cosine` (`TokenCosineProbe`) above COLLAPSE_COSINE (0.8)
+      for COLLAPSE_PATIENCE (2) intervals in a row, at any step: the discriminator's
+      token vectors are nearly one vector (issue 18: 0.89 in collapsed models, 0.1-0.5
+      from random weights);
+    - plateau: past warm-up, for HEALTH_PATIENCE (5) intervals in a row, `disc_recall`
+      below RECALL_FLOOR (0.01) while `disc_loss` is at least PLATEAU_LOSS_RATIO (0.95)
+      of the entropy of the replaced-token rate (estimated as 1 - disc_accuracy, exact
+      when nothing is flagged): the discriminator predicts the base rate everywhere and
+      has learned next to nothing (also the learning rate too high for continued
+      pretraining of ymcui/Chinese-ELECTRA#66);
+    - `disc_loss` < DISC_LOSS_FLOOR (1e-4): nothing left to detect (e.g. the generator
+      never replaces tokens).
+    NaN/inf is handled by `TrainingGuard` (it stops the run). Each warning is given
+    once per episode (a streak that ends and starts again warns again).
+
+    Args:
+        num_warmup_steps: int. The plateau is expected during warm-up.
+        warn: callable(str). Where warnings go (default: print).
     """
 
     def __init__(self, num_warmup_steps, warn=print):
         super().__init__()
         self.num_warmup_steps = num_warmup_steps
         self.warn = warn
-        self._low_recall = 0
+        self._plateau = 0
+        self._collapsed = 0
         self.warnings = []
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if update_step(self.model) <= self.num_warmup_steps:
+        step = update_step(self.model)
+        cosine = logs.get("disc_token_cosine")
+        if cosine is not None:
+            self._collapsed = self._collapsed + 1 if cosine > COLLAPSE_COSINE else 0
+            if self._collapsed == COLLAPSE_PATIENCE:
+                self._emit(_collapse_message(step, cosine, logs.get("embedding_token_cosine")))
+        if step <= self.num_warmup_steps:
             return
-        recall = logs.get("disc_recall")
-        if recall is not None and update_step(self.model) > RECALL_MIN_STEP:
-            self._low_recall = self._low_recall + 1 if recall < RECALL_FLOOR else 0
-            if self._low_recall == HEALTH_PATIENCE:
-                self._emit(f"disc_recall has stayed below {RECALL_FLOOR} for "
-                           f"{HEALTH_PATIENCE} logging intervals after warm-up: the "
-                           "discriminator labels every token 'original'. Common cause: a "
-                           "learning rate too high (try 1e-4 for continued pretraining).")
-        disc_loss = logs.get("disc_loss")
+        recall, disc_loss = logs.get("disc_recall"), logs.get("disc_loss")
+        accuracy = logs.get("disc_accuracy")
+        if None not in (recall, disc_loss, accuracy):
+            entropy = _binary_entropy(1.0 - accuracy)
+            stuck = recall < RECALL_FLOOR and disc_loss >= PLATEAU_LOSS_RATIO * entropy
+            self._plateau = self._plateau + 1 if stuck else 0
+            if self._plateau == HEALTH_PATIENCE:
+                self._emit(
+                    f"at step {step}, disc_recall has stayed below {RECALL_FLOOR} for "
+                    f"{HEALTH_PATIENCE} logging intervals since warm-up while disc_loss "
+                    f"({disc_loss:.3f}) is {disc_loss / entropy:.0%} of the entropy of the "
+                    f"replaced-token rate ({entropy:.3f} nats at rate {1 - accuracy:.3f}): "
+                    "the discriminator labels every token 'original' and has learned next "
+                    "to nothing; models pretrained like this have fine-tuned worse than "
+                    "random weights (issue 18). Watch disc_token_cosine for collapse. "
+                    + ADVICE)
         if disc_loss is not None and disc_loss < DISC_LOSS_FLOOR:
             self._emit(f"disc_loss collapsed to {disc_loss:.2e}: the discriminator has "
                        "nothing to detect (is the generator replacing any tokens? check "
@@ -458,3 +616,12 @@ class HealthMonitor(keras.callbacks.Callback):
         if message not in self.warnings:
             self.warnings.append(message)
             self.warn(f"\n[keras-electra] WARNING: {message}")
+
+
+def _collapse_message(step, cosine, reference):
+    ref = "" if reference is None else f"; the embedding output it starts from: {reference:.2f}"
+    return (f"at step {step}, disc_token_cosine is {cosine:.2f} (above {COLLAPSE_COSINE} for "
+            f"{COLLAPSE_PATIENCE} logging intervals; random weights give 0.1-0.5{ref}): the "
+            "discriminator's token vectors have collapsed towards one vector, and a model "
+            "pretrained into this state has fine-tuned worse than random weights (issue 18). "
+            + ADVICE)

@@ -456,6 +456,10 @@ def _train(config, model, checkpointer, strategy, precision, micro_batch, done_m
         guard = cb.TrainingGuard(checkpointer, config.save_checkpoints_steps, n,
                                  preemption=preemption, deadline=deadline, verbose=chief)
         callbacks = [guard, throughput]
+        if config.electra_objective:
+            batch = probe_batch(config)
+            if batch is not None:  # before ScalarLogger and HealthMonitor, which read it
+                callbacks.append(cb.TokenCosineProbe(batch))
         if chief:
             callbacks.append(cb.ScalarLogger(posixpath.join(config.model_dir, "logs")))
         callbacks += [health, *extra_callbacks]
@@ -495,6 +499,36 @@ def _train(config, model, checkpointer, strategy, precision, micro_batch, done_m
     checkpointer.save()  # the final step (a no-op when it was just saved)
     log(f"training finished at step {cb.update_step(model)}: {checkpointer.latest}")
     return "completed"
+
+
+def probe_batch(config, size=cb.PROBE_EXAMPLES):
+    """The fixed batch `TokenCosineProbe` measures, or None when it cannot be read.
+
+    The first `size` examples the unshuffled reader gives (file order; several files
+    interleave) of the held-out eval records when this run evaluates on them
+    (`check_inputs` checked those), else of the training records. Read one at a time: a
+    small file gives fewer examples, never repeated ones (a repeated sequence would pair
+    identical vectors and raise the cosine)."""
+    from keras_electra.data.pipeline import pretraining_dataset
+
+    patterns = (config.eval_tfrecords if config.do_eval and config.eval_tfrecords
+                else config.pretrain_tfrecords)
+    try:
+        dataset = pretraining_dataset(patterns, 1, config.max_seq_length, is_training=False,
+                                      repeat=False, validate=False).take(size)
+        rows = list(dataset.as_numpy_iterator())
+    except tf.errors.DataLossError as e:
+        log("health: " + _damage_report(e, patterns, "disc_token_cosine is not measured (its "
+                                        "batch could not be read); the run goes on."))
+        return None
+    except (tf.errors.OpError, ValueError) as e:
+        log(f"health: could not read a probe batch from {patterns} "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}), so disc_token_cosine "
+            f"is not measured; `keras-electra check-records {patterns}` checks the files.")
+        return None
+    if not rows:
+        return None
+    return {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
 
 
 def _set_steps_per_execution(model, spe):
@@ -551,8 +585,15 @@ def _evaluate(config, model, strategy, spe, verbose, chief):
     if "mlm_loss" in results:
         results["masked_lm_loss"] = results["mlm_loss"]  # the official metric name
     results["global_step"] = cb.update_step(model)
+    batch = probe_batch(config) if config.electra_objective else None
+    if batch is not None:  # the collapse check of a trained model (do_train false too)
+        probe = cb.TokenCosineProbe(batch)
+        probe.set_model(model)
+        results.update(probe.measure())
     if chief:
         write_results(results, config)
+        cb.write_scalars(posixpath.join(config.model_dir, "logs", "eval"), results,
+                         results["global_step"])
         for key in sorted(results):
             print(f"  {key} = {results[key]}", flush=True)
         log(f"eval results written to {config.results_txt} and {config.results_pkl}")

@@ -67,6 +67,9 @@ def test_cli_end_to_end_mirrored_with_eval(data_dir):
     assert list((model_dir / "logs" / "train").glob("events.out.tfevents.*"))
     assert (model_dir / "final" / "model.weights.h5").exists()
     assert "examples_per_sec" in out and "tflops" in out and "utilization" in out
+    # The collapse probe runs through the strategy (2 replicas) each interval and at eval.
+    assert len(re.findall(r"disc_token_cosine: [\d.]+", out)) == 5
+    assert 0.0 < results["disc_token_cosine"] < 1.0
 
 
 # ------------------------------------------------------------ failing early
