@@ -266,7 +266,8 @@ def gdes_hf_model(tmp_path):
 
 
 def test_gdes_export_is_one_merged_table_with_transformers_parity(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     from keras_electra.convert import huggingface as hf
 
     model = gdes_hf_model(tmp_path)
@@ -323,7 +324,6 @@ def test_gdes_keras_hub_backbone_gets_the_merged_tables(tmp_path):
 
 
 def test_gdes_preset_keeps_both_tables_and_detect_sees_the_merged_one(tmp_path):
-    pytest.importorskip("transformers")
     from keras_electra.detect import detect, load_detector
 
     model = gdes_hf_model(tmp_path)
