@@ -355,7 +355,8 @@ def fine_tune(model_or_path, train_rows, eval_rows, epochs=3, learning_rate=None
         learning_rate, layerwise_lr_decay: None takes the official defaults for
             the model's width (`official_defaults`).
         seed: int. Seeds the head's initialisation, dropout and the example
-            order: the same seed gives the same result.
+            order: the same seed gives the same result. (It sets the global
+            Python, NumPy and TensorFlow seeds: `keras.utils.set_random_seed`.)
         do_lower_case, strip_accents: override the model's recorded casing.
         vocab_file: the vocabulary, for a built-in preset name (random weights).
         jit_compile, run_eagerly: as `keras.Model.compile` ("auto": XLA on GPU/TPU).

@@ -30,13 +30,13 @@ def vocab_file(tmp_path_factory):
     return str(path)
 
 
-def tiny_pretrainer(vocab_file, randomize=False, dropout=0.1):
+def tiny_pretrainer(vocab_file, randomize=False, dropout=0.1, **hparams):
     """2 layers, E 16 != H 32, uncased, with the vocab above."""
     config = tiny_config(vocab_size=len(SPECIALS) + len(WORDS), vocab_file=vocab_file,
                          model_hparam_overrides={
                              "hidden_size": 32, "num_hidden_layers": LAYERS,
                              "hidden_dropout_prob": dropout,
-                             "attention_probs_dropout_prob": dropout})
+                             "attention_probs_dropout_prob": dropout}, **hparams)
     model = ElectraPretrainer.from_pretraining_config(config, special_token_ids=SPECIAL)
     if randomize:
         _randomize(model)
@@ -219,6 +219,44 @@ def test_preset_round_trip_gives_the_same_logits(vocab_file, tmp_path):
     assert loaded.labels == ["neg", "pos"] and loaded.do_lower_case is True
     assert (tmp_path / "preset/vocab.txt").read_text() == open(vocab_file).read()
     assert loaded.predict_texts(["w1 w2"])[0][0] in ("neg", "pos")
+
+
+def test_classifier_starts_from_the_towers_each_objective_fine_tunes(vocab_file, tmp_path):
+    """GDES: the merged tables (generator + delta); BERT objective: the masked-LM
+    tower; a transformers folder: its discriminator. Same logits as the source."""
+    from keras_electra.convert.huggingface import export_huggingface
+    from keras_electra.finetune import load_model
+
+    x = {"input_ids": np.array([[2, 9, 10, 3, 12, 3]], "int32"),
+         "input_mask": np.ones((1, 6), "int32"), "segment_ids": np.array([[0] * 4 + [1] * 2])}
+
+    def hidden(embeddings, encoder):
+        return encoder(embeddings(x["input_ids"], x["segment_ids"]), x["input_mask"]).numpy()
+
+    gdes = tiny_pretrainer(vocab_file, embedding_sharing="gdes")
+    for delta in gdes.embeddings.deltas.values():
+        delta.assign(np.full(delta.shape, 0.05, "float32"))
+    model = ElectraClassifier.from_pretrainer(gdes, ["a", "b"])
+    merged = gdes.discriminator_embedding_weights()
+    np.testing.assert_allclose(model.embeddings.word_embeddings.embeddings.numpy(),
+                               np.asarray(merged["word_embeddings"]), atol=1e-7)
+    reference = gdes.discriminator(gdes.embed_for_discriminator(x["input_ids"], x["segment_ids"]),
+                                   x["input_mask"]).numpy()
+    np.testing.assert_allclose(hidden(model.embeddings, model.encoder), reference, atol=1e-5)
+
+    bert = tiny_pretrainer(vocab_file, electra_objective=False)
+    model = ElectraClassifier.from_pretrainer(bert, ["a", "b"])
+    assert model.hidden_size == bert.generator.hidden_size == 32
+    np.testing.assert_allclose(hidden(model.embeddings, model.encoder),
+                               hidden(bert.generator_embeddings, bert.generator), atol=1e-5)
+
+    electra = tiny_pretrainer(vocab_file, randomize=True)
+    export_huggingface(electra, str(tmp_path / "hf"))
+    loaded = load_model(str(tmp_path / "hf"))
+    model = ElectraClassifier.from_pretrainer(loaded, ["a", "b"])
+    np.testing.assert_allclose(hidden(model.embeddings, model.encoder),
+                               hidden(electra.embeddings, electra.discriminator), atol=1e-5)
+    assert model.do_lower_case is True and model.vocab_file.endswith("vocab.txt")
 
 
 # ------------------------------------------------------------------ reading files
