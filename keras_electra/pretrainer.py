@@ -95,15 +95,16 @@ class ElectraPretrainer(keras.Model):
             uniform_generator)
         untied_generator_embeddings = embedding_sharing == "untied"
         special_token_ids = dict(special_token_ids or BERT_SPECIAL_IDS)
-        for name in ("cls", "sep", "mask"):
-            if name not in special_token_ids:
-                raise ValueError(f"special_token_ids needs '{name}', got {special_token_ids}.")
-            if not 0 <= special_token_ids[name] < vocab_size:
-                raise ValueError(f"special token id {name}={special_token_ids[name]} is "
-                                 f"outside the vocabulary of size {vocab_size}.")
+        # The constructor arguments, taken before any loop variable joins locals()
+        # (a loop over names once renamed every model to its last value).
         self._config = {k: v for k, v in locals().items()
                         if k not in ("self", "kwargs", "__class__")}
-        self._config["special_token_ids"] = special_token_ids
+        for token in ("cls", "sep", "mask"):
+            if token not in special_token_ids:
+                raise ValueError(f"special_token_ids needs '{token}', got {special_token_ids}.")
+            if not 0 <= special_token_ids[token] < vocab_size:
+                raise ValueError(f"special token id {token}={special_token_ids[token]} is "
+                                 f"outside the vocabulary of size {vocab_size}.")
         for key, value in self._config.items():
             setattr(self, key, value)
 

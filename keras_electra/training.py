@@ -74,7 +74,8 @@ FINAL_PRESET = "final"
 
 # Fields that must not change between a run and its resumption.
 _ARCHITECTURE_FIELDS = ("electra_objective", "uniform_generator", "untied_generator",
-                        "untied_generator_embeddings", "gradient_accumulation_steps")
+                        "untied_generator_embeddings", "embedding_sharing",
+                        "gradient_accumulation_steps")
 
 
 class TrainingDiverged(RuntimeError):

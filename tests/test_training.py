@@ -129,6 +129,22 @@ def test_resume_with_other_model_size_is_refused(capsys, data_dir, tmp_path):
     assert "hidden_size: 64 -> 32" in err
 
 
+def test_resume_with_other_embedding_sharing_is_refused(capsys, data_dir, tmp_path):
+    """A GDES run's checkpoints hold the deltas: resuming them as tied would drop them."""
+    from keras_electra.config import PretrainingConfig
+
+    model_dir = tmp_path / "gdes_run"
+    old = PretrainingConfig.from_hparams(
+        json.loads(hparams(model_dir=str(model_dir), embedding_sharing="gdes")),
+        model_name="gdes", data_dir=str(data_dir))
+    old.to_json(str(model_dir / "config.json"))
+    (model_dir / "ckpt-5.index").write_bytes(b"")
+    (model_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    code, err = _pretrain(capsys, data_dir, model_dir=str(model_dir))
+    assert code == training.EXIT_CONFIG
+    assert "embedding_sharing: gdes -> tied" in err
+
+
 # ------------------------------------------------------------ step arithmetic
 def test_fit_segments_cover_exactly_the_remaining_steps():
     assert training.fit_segments(0, 100, 10) == [(10, 10)]
