@@ -147,3 +147,31 @@ def test_step_caller_traces_once_then_trains_one_step_per_call():
     step()
     step()
     assert int(model.optimizer.iterations.numpy()) == 3
+
+
+# ------------------------------------------------------------ downstream task
+def test_topic_task_split_has_no_leaks(tmp_path):
+    """Attributions are removed, a text under two topics is dropped, dev is a fixed hash
+    split, and the pretraining corpus holds no dev fortune."""
+    import topic_task
+
+    corpus = tmp_path / "fortunes"
+    corpus.mkdir()
+    texts = [f"Frase numero {i} sobre el tema." for i in range(40)]
+    (corpus / "uno.txt").write_text(
+        "\n\n".join(f"{t}\n\t\t-- Autor Famoso. (1900)\n\t\tpoeta." for t in texts[:20])
+        + "\n\nRepetida en dos temas.\n")
+    (corpus / "dos.txt").write_text("\n\n".join(texts[20:]) + "\n\nRepetida en dos temas.\n")
+    task = topic_task.topic_task(corpus, topics=("uno", "dos"))
+    rows = task["train"] + task["dev"]
+    assert sorted(t for t, _ in rows) == sorted(texts) and task["dropped"] == 1
+    assert not any("Autor" in t or "--" in t for t, _ in rows)
+    assert {label for t, label in rows if t in texts[:20]} == {"uno"}
+    assert [t for t, _ in task["dev"]] == [t for t, _ in sorted(rows) if topic_task.is_dev(t)]
+    assert 0 < len(task["dev"]) < len(rows)
+    out = tmp_path / "pretrain"
+    removed = topic_task.write_pretraining_corpus(corpus, out, [t for t, _ in task["dev"]])
+    assert removed == len(task["dev"])
+    pretraining = "".join(p.read_text() for p in out.glob("*.txt"))
+    assert not any(t in pretraining for t, _ in task["dev"])
+    assert all(t in pretraining for t, _ in task["train"])

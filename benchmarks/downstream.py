@@ -1,0 +1,335 @@
+"""Does pretraining here make a better model to fine-tune? The downstream benchmark.
+
+For each seed, on the bundled Spanish fortunes (`topic_task.py` states the task and
+the split exactly: topic = source file, attributions removed, dev fortunes never
+pretrained on), this pretrains with the `keras-electra` CLI and fine-tunes each
+result with `keras_electra.finetune.fine_tune` (the official recipe):
+
+- `electra`: ELECTRA, the official objective (tied embeddings);
+- `gdes`: ELECTRA with DeBERTaV3's gradient-disentangled embedding sharing;
+- `bert`: the BERT masked-LM objective (`electra_objective=false`) at equal
+  pretraining compute (steps scaled by the official FLOP counts, `keras_electra.flops`);
+- `peer`: the PyTorch peer (`peer.py`) pretrained for the same steps from this
+  seed's initial weights on batches of the same records;
+- `random`: no pretraining (this seed's initial weights);
+- and, for context, a bag-of-words logistic regression.
+
+Prints accuracy and macro-F1 per variant (mean ± std, min..max over seeds, and the
+paired difference to `random`), writes `--json` with the CPU it ran on.
+
+    python benchmarks/downstream.py --seeds 0,1,2 --json benchmarks/results/downstream.json
+    python benchmarks/downstream.py --quick          # the reduced guard, < 15 minutes
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from machine import cpu_info  # noqa: E402
+from topic_task import DEFAULT_TOPICS, topic_task, write_pretraining_corpus  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpora" / "es_fortunes"
+VARIANTS = ("electra", "gdes", "bert", "peer", "random")
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def cli(*args):
+    """`keras-electra ARGS` in a subprocess; exits with its output if it fails."""
+    cmd = [sys.executable, "-m", "keras_electra.cli", *args]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if done.returncode:
+        sys.exit(f"failed: keras-electra {' '.join(args)}\n{done.stdout[-3000:]}\n"
+                 f"{done.stderr[-3000:]}")
+    return done.stdout
+
+
+# ------------------------------------------------------------------ data
+def build_data(args, work):
+    """The task, the pretraining corpus (no dev fortunes), vocab.txt and records."""
+    task = topic_task(CORPUS, args.topics)
+    data = work / "data"
+    if not (data / "pretrain_tfrecords" / "manifest.json").exists():
+        removed = write_pretraining_corpus(CORPUS, work / "corpus",
+                                           [text for text, _ in task["dev"]])
+        log(f"pretraining corpus: {len(list(CORPUS.glob('*.txt')))} files, "
+            f"{removed} dev fortunes removed")
+        data.mkdir(parents=True, exist_ok=True)
+        cli("build-vocab", "--corpus-dir", str(work / "corpus"), "--vocab-size",
+            str(args.vocab_size), "--output", str(data / "vocab.txt"), "--no-lower-case")
+        cli("build-dataset", "--corpus-dir", str(work / "corpus"), "--vocab-file",
+            str(data / "vocab.txt"), "--output-dir", str(data / "pretrain_tfrecords"),
+            "--max-seq-length", str(args.seq_length), "--num-out-files", "4",
+            "--no-lower-case", "--blanks-separate-docs", "true", "--seed", "0")
+    return task, data
+
+
+# ------------------------------------------------------------ pretraining
+def pretrain_hparams(args, seed, steps, **extra):
+    h = args.hidden_size
+    return {"model_size": "small", "vocab_size": args.vocab_size, "embedding_size": h,
+            "do_lower_case": False,
+            "model_hparam_overrides": {"hidden_size": h, "num_hidden_layers": args.layers,
+                                       "num_attention_heads": max(1, h // 64),
+                                       "intermediate_size": 4 * h},
+            "max_seq_length": args.seq_length, "train_batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "num_warmup_steps": args.warmup_steps,
+            "num_train_steps": steps, "save_checkpoints_steps": steps,
+            "log_every_steps": max(1, steps // 10), "precision": "fp32", "seed": seed,
+            "peak_tflops": 1.0, **extra}
+
+
+def equal_compute_steps(args):
+    """BERT steps with the FLOPs of `args.steps` ELECTRA steps (official counting)."""
+    from keras_electra.config import PretrainingConfig
+    from keras_electra.flops import train_flops_per_example
+
+    def flops(**extra):
+        hp = pretrain_hparams(args, 0, args.steps, **extra)
+        return train_flops_per_example(PretrainingConfig.from_hparams(hp, model_name="x"))
+
+    return max(1, round(args.steps * flops() / flops(electra_objective=False)))
+
+
+def pretrain_cli(data, name, hparams):
+    """`keras-electra pretrain`; returns the final model folder and the seconds it took."""
+    start = time.time()
+    cli("pretrain", "--data-dir", str(data), "--model-name", name,
+        "--hparams", json.dumps(hparams))
+    return data / "models" / name / "final", time.time() - start
+
+
+def initial_model(args, data, seed, out):
+    """This seed's initial weights (the `random` variant, the peer's start) as a
+    transformers folder."""
+    import keras
+
+    from keras_electra.config import PretrainingConfig
+    from keras_electra.convert.huggingface import export_huggingface
+    from keras_electra.pretrainer import ElectraPretrainer
+
+    keras.utils.set_random_seed(seed)
+    config = PretrainingConfig.from_hparams(
+        pretrain_hparams(args, seed, args.steps), model_name="init", data_dir=str(data))
+    model = ElectraPretrainer.from_pretraining_config(
+        config, special_token_ids=special_ids(data / "vocab.txt"))
+    export_huggingface(model, str(out), vocab_file=str(data / "vocab.txt"),
+                       do_lower_case=False)
+    return model
+
+
+def special_ids(vocab_file):
+    from keras_electra.convert import read_vocab, special_token_ids
+    return special_token_ids(read_vocab(str(vocab_file)), str(vocab_file))
+
+
+def pretrain_peer(args, data, seed, init_dir, out):
+    """The PyTorch peer from `init_dir`, `args.steps` steps on shuffled record batches."""
+    import torch
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    import convergence
+    from keras_electra.config import PretrainingConfig
+    from peer import TorchElectraPeer
+
+    start = time.time()
+    config = PretrainingConfig.from_hparams(
+        pretrain_hparams(args, seed, args.steps), model_name="peer", data_dir=str(data))
+    files = sorted((data / "pretrain_tfrecords").glob("pretrain_data.tfrecord-*"))
+    examples = convergence.read_records(files, args.seq_length)
+    batches = convergence.train_batches(examples, args.batch_size, args.steps, seed)
+    torch.manual_seed(seed)
+    peer = TorchElectraPeer(
+        ElectraForMaskedLM.from_pretrained(init_dir / "generator"),
+        ElectraForPreTraining.from_pretrained(init_dir), special_ids(data / "vocab.txt"),
+        mask_prob=config.mask_prob, max_predictions_per_seq=config.max_predictions_per_seq,
+        gen_weight=config.gen_weight, disc_weight=config.disc_weight,
+        temperature=config.temperature, learning_rate=args.learning_rate,
+        num_train_steps=args.steps, num_warmup_steps=args.warmup_steps,
+        weight_decay_rate=config.weight_decay_rate, lr_decay_power=config.lr_decay_power,
+        seed=seed)
+    for i in range(args.steps):
+        sl = slice(i * args.batch_size, (i + 1) * args.batch_size)
+        peer.train_step({k: v[sl] for k, v in batches.items()})
+    shutil.copytree(init_dir, out, ignore=shutil.ignore_patterns("generator", "*.safetensors"))
+    peer.discriminator.save_pretrained(out)
+    return out, time.time() - start
+
+
+# ------------------------------------------------------------ fine-tuning
+def finetune(model, task, args, seed, source="auto"):
+    from keras_electra.finetune import fine_tune
+
+    result = fine_tune(str(model), task["train"], task["dev"], epochs=args.ft_epochs,
+                       learning_rate=args.ft_learning_rate, batch_size=32,
+                       max_seq_length=args.seq_length,
+                       layerwise_lr_decay=args.ft_layerwise_decay, seed=seed, source=source)
+    return {"accuracy": float(result.final["accuracy"]),
+            "macro_f1": float(result.final["macro_f1"]),
+            "best_epoch_accuracy": max(e["accuracy"] for e in result.epochs)}
+
+
+def bag_of_words(task, epochs=300, l2=1e-3, lr=0.5):
+    """Multinomial logistic regression on binary lower-cased word features."""
+    def words(text):
+        return set(re.findall(r"\w+", text.lower()))
+
+    index = {}
+    for text, _ in task["train"]:
+        for w in words(text):
+            index.setdefault(w, len(index))
+    labels = sorted({label for _, label in task["train"]})
+
+    def matrix(rows):
+        x = np.zeros((len(rows), len(index)), np.float32)
+        for i, (text, _) in enumerate(rows):
+            x[i, [index[w] for w in words(text) if w in index]] = 1.0
+        return x, np.array([labels.index(label) for _, label in rows])
+
+    (x, y), (xd, yd) = matrix(task["train"]), matrix(task["dev"])
+    w = np.zeros((x.shape[1], len(labels)), np.float32)
+    b = np.zeros(len(labels), np.float32)
+    onehot = np.eye(len(labels), dtype=np.float32)[y]
+    for _ in range(epochs):
+        logits = x @ w + b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        grad = (p - onehot) / len(x)
+        w -= lr * (x.T @ grad + l2 * w)
+        b -= lr * grad.sum(0)
+    predicted = (xd @ w + b).argmax(1)
+    from keras_electra.finetune import macro_f1
+    return {"accuracy": float((predicted == yd).mean()),
+            "macro_f1": float(macro_f1(yd.tolist(), predicted.tolist()))}
+
+
+# ----------------------------------------------------------------- report
+def summarize(runs, variants):
+    table = {}
+    for variant in variants:
+        rows = [r for r in runs if r["variant"] == variant]
+        if not rows:
+            continue
+        entry = {"seeds": [r["seed"] for r in rows]}
+        for metric in ("accuracy", "macro_f1"):
+            values = np.array([r[metric] for r in rows])
+            entry[metric] = {"mean": float(values.mean()), "std": float(values.std()),
+                             "min": float(values.min()), "max": float(values.max())}
+            base = {r["seed"]: r[metric] for r in runs if r["variant"] == "random"}
+            paired = [r[metric] - base[r["seed"]] for r in rows if r["seed"] in base]
+            if paired and variant != "random":
+                entry[metric]["minus_random"] = {"mean": float(np.mean(paired)),
+                                                 "min": float(np.min(paired))}
+        entry["pretrain_s"] = float(np.mean([r.get("pretrain_s", 0.0) for r in rows]))
+        table[variant] = entry
+    return table
+
+
+def print_table(table, bow):
+    log("\n| variant | accuracy mean ± std (min..max) | macro-F1 mean ± std | "
+        "accuracy - random (paired mean, min) | pretrain s |")
+    log("|---|---|---|---|---|")
+    for variant, e in table.items():
+        a, f = e["accuracy"], e["macro_f1"]
+        diff = a.get("minus_random")
+        diff = f"{diff['mean']:+.3f} ({diff['min']:+.3f})" if diff else "-"
+        log(f"| {variant} | {a['mean']:.3f} ± {a['std']:.3f} ({a['min']:.3f}..{a['max']:.3f})"
+            f" | {f['mean']:.3f} ± {f['std']:.3f} | {diff} | {e['pretrain_s']:.0f} |")
+    log(f"| bag of words | {bow['accuracy']:.3f} | {bow['macro_f1']:.3f} | - | - |")
+
+
+# ------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--topics", default=",".join(DEFAULT_TOPICS))
+    p.add_argument("--steps", type=int, default=1000, help="ELECTRA pretraining steps")
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seq-length", type=int, default=64)
+    p.add_argument("--vocab-size", type=int, default=4000)
+    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--ft-epochs", type=int, default=10)
+    p.add_argument("--ft-learning-rate", type=float, default=3e-4)
+    p.add_argument("--ft-layerwise-decay", type=float, default=0.8)
+    p.add_argument("--quick", action="store_true",
+                   help="The reduced guard: seed 0, electra and random, 300 steps.")
+    p.add_argument("--workdir", type=Path, help="Keep data and models here (default: temp).")
+    p.add_argument("--json", help="Write every run and the summary here.")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.variants, args.steps = "0", "electra,random", 300
+    args.topics = tuple(args.topics.split(","))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="downstream-"))
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        sys.exit(f"unknown --variants {sorted(unknown)}: choose among {VARIANTS}")
+    task, data = build_data(args, work)
+    log(f"task: {len(task['train'])} train / {len(task['dev'])} dev fortunes, "
+        f"{len(task['topics'])} topics; work dir {work}")
+    bert_steps = equal_compute_steps(args) if "bert" in variants else None
+    runs = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        init_dir = work / f"init-{seed}"
+        if not init_dir.exists():
+            initial_model(args, data, seed, init_dir)
+        for variant in variants:
+            start = time.time()
+            source, pretrain_s = "auto", 0.0
+            if variant == "random":
+                model = init_dir
+            elif variant == "peer":
+                model, pretrain_s = pretrain_peer(args, data, seed, init_dir,
+                                                  work / f"peer-{seed}")
+            else:
+                extra = {"electra": {}, "gdes": {"embedding_sharing": "gdes"},
+                         "bert": {"electra_objective": False}}[variant]
+                steps = bert_steps if variant == "bert" else args.steps
+                model, pretrain_s = pretrain_cli(
+                    data, f"{variant}-{seed}", pretrain_hparams(args, seed, steps, **extra))
+            scores = finetune(model, task, args, seed)
+            runs.append({"variant": variant, "seed": seed, "pretrain_s": pretrain_s,
+                         "seconds": time.time() - start, **scores})
+            log(f"seed {seed} {variant:>7}: accuracy {scores['accuracy']:.3f} "
+                f"macro-F1 {scores['macro_f1']:.3f} ({time.time() - start:.0f} s)")
+    table = summarize(runs, variants)
+    bow = bag_of_words(task)
+    print_table(table, bow)
+    if args.json:
+        out = {"args": {k: (str(v) if isinstance(v, Path) else v)
+                        for k, v in vars(args).items()},
+               "cpu": cpu_info(), "bert_steps": bert_steps, "task_sizes":
+               {"train": len(task["train"]), "dev": len(task["dev"])},
+               "runs": runs, "summary": table, "bag_of_words": bow}
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return table
+
+
+if __name__ == "__main__":
+    main()
