@@ -22,15 +22,28 @@ For each language (English: `en_shakespeare`, Spanish: `es_fortunes` from
    computed by one numpy function from both sides' logits (`eval_metrics`):
    mlm_loss, masked_lm_accuracy, disc_loss (token-weighted BCE), disc_accuracy,
    disc_precision, disc_recall, disc_auc (exact ROC AUC, ties averaged), all
-   weighted by input_mask / masked_lm_weights as the official metrics.
+   weighted by input_mask / masked_lm_weights as the official metrics; and
+   disc_token_cosine (`keras_electra.callbacks.token_cosine` of both
+   discriminators' last-layer non-padding token vectors over all eval batches,
+   the uncorrupted eval text as input, as the runner's collapse probe).
 
-Prints the curves side by side, the final values with the peer's seed-to-seed
-spread, pass/fail (ours' final mean within the peer's [min, max] widened by
-`--tolerance` x the peer's std), and writes `--json` and `--png`.
+Two model presets (`--preset`): `tiny` (64 wide, 2 layers, seq 64: the 100-step runs
+of docs/convergence.md) and `reduced-small` (128 wide, 4 layers, 2 heads, seq 128,
+batch 32, vocab 8,000: the long runs past ELECTRA's early plateau); single flags
+override a preset's values.
 
-    python benchmarks/convergence.py --json /tmp/conv.json \
-        --png benchmarks/results/convergence.png
-    python benchmarks/convergence.py --languages en --seeds 0 --steps 60   # smoke
+Prints, per language and eval point, each side's mean and seed min..max and the
+paired difference (ours - peer, same seed) with its spread; the step at which each
+run leaves the plateau (first eval with disc_recall > `--plateau-recall`); the final
+values with pass/fail (ours' final mean within the peer's [min, max] widened by
+`--tolerance` x the peer's std). `--json` is rewritten after every finished seed
+(a killed run keeps them; `--resume-json` continues it) and `--summarize` rebuilds
+the tables and the plot from saved JSONs.
+
+    python benchmarks/convergence.py --json /tmp/conv.json --png /tmp/conv.png
+    python benchmarks/convergence.py --preset reduced-small --json /tmp/long.json
+    python benchmarks/convergence.py --summarize /tmp/long.json --png /tmp/long.png
+    python benchmarks/convergence.py --languages en --seeds 0 --steps 6 --eval-every 3  # smoke
 """
 
 import argparse
@@ -45,11 +58,34 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_electra.errors import InputError
+
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "corpora"
 METRICS = ("mlm_loss", "masked_lm_accuracy", "disc_loss", "disc_accuracy",
-           "disc_precision", "disc_recall", "disc_auc")
+           "disc_precision", "disc_recall", "disc_auc", "disc_token_cosine")
 ACCEPT = ("mlm_loss", "disc_auc")  # the acceptance metrics of the issue
+# Per eval point: each side's seed spread and the paired difference (issue 18).
+CURVE_METRICS = ("mlm_loss", "masked_lm_accuracy", "disc_auc", "disc_recall",
+                 "disc_token_cosine")
+SIDES = ("ours", "peer")
+PRESETS = {
+    # The 100-step runs of docs/convergence.md (ELECTRA's early plateau).
+    "tiny": dict(hidden_size=64, embedding_size=64, layers=2, heads=1, intermediate_size=256,
+                 generator_hidden_size=0.25, generator_layers=1.0, seq_length=64,
+                 batch_size=16, vocab_size=2000, steps=300, warmup_steps=30, eval_every=50,
+                 learning_rate=1e-3),
+    # ELECTRA-Small reduced as docs/healthy_run.md and issue 18's report (lr: official).
+    "reduced-small": dict(hidden_size=128, embedding_size=128, layers=4, heads=2,
+                          intermediate_size=512, generator_hidden_size=0.25,
+                          generator_layers=1.0, seq_length=128, batch_size=32,
+                          vocab_size=8000, steps=4000, warmup_steps=400, eval_every=250,
+                          learning_rate=5e-4),
+}
+# The arguments that decide what a run computes: runs are merged (`--resume-json`,
+# `--summarize`) only when these agree. Seeds, languages, paths and threads are free.
+SETTINGS = ("preset", *PRESETS["tiny"], "eval_batch_size", "dropout", "num_out_files",
+            "embedding_sharing", "peer")
 LANGUAGES = {
     # name: (corpus glob under --corpora, lower-case, blank lines separate documents)
     "en": ("en_shakespeare/input.txt", True, False),  # one play text: pack examples
@@ -191,18 +227,17 @@ EVAL_STEP0 = 1 << 30  # eval masks use their own step keys, as ElectraPretrainer
 
 
 def run_seed(lang, seed, data_dir, args, work):
-    """Trains ours then the peer from the same weights on the same batches."""
+    """Trains ours then (unless --no-peer) the peer from the same weights on the same
+    batches; returns the run's curves, losses and timing."""
     import keras
     import tensorflow as tf
-    import torch
-    from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
+    from keras_electra.callbacks import token_cosine
     from keras_electra.config import PretrainingConfig
     from keras_electra.convert.huggingface import export_huggingface
     from keras_electra.optimization import create_optimizer
     from keras_electra.pretrainer import ElectraPretrainer
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from peer import TorchElectraPeer
+    from machine import cpu_info
 
     lower = LANGUAGES[lang][1]
     vocab = data_dir / "vocab.txt"
@@ -222,52 +257,54 @@ def run_seed(lang, seed, data_dir, args, work):
         max_seq_length=args.seq_length, train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, num_train_steps=args.steps,
         num_warmup_steps=args.warmup_steps, seed=seed,
+        generator_hidden_size=args.generator_hidden_size,
+        generator_layers=args.generator_layers, embedding_sharing=args.embedding_sharing,
         model_hparam_overrides={
             "hidden_size": args.hidden_size, "num_hidden_layers": args.layers,
-            "num_attention_heads": max(1, args.hidden_size // 64),
-            "intermediate_size": 4 * args.hidden_size,
+            "num_attention_heads": args.heads, "intermediate_size": args.intermediate_size,
             "hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout})
     model = ElectraPretrainer.from_pretraining_config(config, special_token_ids=special)
     model.compile(optimizer=create_optimizer(args.learning_rate, args.steps,
                                              args.warmup_steps))
     init_dir = work / f"{lang}-seed{seed}-init"
-    export_huggingface(model, str(init_dir), vocab_file=str(vocab), do_lower_case=lower)
+    if args.peer:
+        export_huggingface(model, str(init_dir), vocab_file=str(vocab), do_lower_case=lower)
 
     @tf.function
     def ours_eval(batch, step):
         out = model.compute_pretraining_outputs(batch, step, training=False)
         return {k: out[k] for k in PART_KEYS + MASK_KEYS}
 
+    # The discriminator's own input embeddings (under GDES not `model.embeddings`
+    # alone), as the runner's TokenCosineProbe.
+    embed = getattr(model, "embed_for_discriminator", None) or model.embeddings
+
+    @tf.function
+    def ours_vectors(batch):
+        embedded = embed(batch["input_ids"], batch["segment_ids"], training=False)
+        return model.discriminator(embedded, batch["input_mask"], training=False)
+
     eval_masks = []
+    eval_mask = np.concatenate([b["input_mask"] for b in evals])
 
     def evaluate_ours():
-        parts = []
+        parts, vectors = [], []
         for i, batch in enumerate(evals):
             out = {k: v.numpy() for k, v in ours_eval(
                 batch, tf.constant(EVAL_STEP0 + i, tf.int64)).items()}
             if len(eval_masks) < len(evals):
                 eval_masks.append({k: out[k] for k in MASK_KEYS})
             parts.append(out | {"input_mask": batch["input_mask"]})
-        return eval_metrics(parts)
-
-    def evaluate_peer(peer):
-        peer.generator.eval()
-        peer.discriminator.eval()
-        train_rng = peer.rng
-        peer.rng = torch.Generator().manual_seed(seed + 7919)  # sampling; masks injected
-        parts = []
-        with torch.no_grad():
-            for batch, masks in zip(evals, eval_masks):
-                out = peer.losses(batch, injected=masks)
-                parts.append({k: out[k].numpy() for k in PART_KEYS}
-                             | {"input_mask": batch["input_mask"]})
-        peer.rng = train_rng
-        return eval_metrics(parts)
+            vectors.append(ours_vectors(
+                {k: tf.constant(batch[k]) for k in ("input_ids", "segment_ids",
+                                                     "input_mask")}).numpy())
+        return eval_metrics(parts) | {
+            "disc_token_cosine": token_cosine(np.concatenate(vectors), eval_mask)}
 
     segments = [(s, min(s + args.eval_every, args.steps))
                 for s in range(0, args.steps, args.eval_every)]
-    curves = {"ours": [], "peer": []}
-    losses = {"ours": [], "peer": []}
+    curves = {"ours": []}
+    losses = {"ours": []}
     timing = {}
 
     # ---- ours: fit() between evaluations
@@ -285,8 +322,31 @@ def run_seed(lang, seed, data_dir, args, work):
     assert int(model.optimizer.iterations) == args.steps
     timing["ours_s"] = time.time() - start
 
-    # ---- the peer, from the same initial weights
-    start = time.time()
+    if args.peer:
+        start = time.time()
+        curves["peer"], losses["peer"] = train_peer(
+            lang, seed, args, config, special, init_dir, (batches, evals, eval_masks),
+            segments, token_cosine)
+        timing["peer_s"] = time.time() - start
+        shutil.rmtree(init_dir, ignore_errors=True)
+    return {"lang": lang, "seed": seed, "curves": curves, "train_losses": losses,
+            "timing": timing, "train_examples": n_train,
+            "eval_examples": len(evals) * args.eval_batch_size,
+            "epochs": args.steps * args.batch_size / n_train, "machine": cpu_info()}
+
+
+def train_peer(lang, seed, args, config, special, init_dir, data, segments, token_cosine):
+    """The peer from ours' exported initial weights: (eval curve, training losses).
+
+    data: (training batches, eval batches, ours' eval masks, injected so both sides
+    are scored on the same masked positions)."""
+    import torch
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    from peer import TorchElectraPeer
+
+    batches, evals, eval_masks = data
+    eval_mask = np.concatenate([b["input_mask"] for b in evals])
     torch.manual_seed(seed)  # dropout
     peer = TorchElectraPeer(
         ElectraForMaskedLM.from_pretrained(init_dir / "generator"),
@@ -297,7 +357,29 @@ def run_seed(lang, seed, data_dir, args, work):
         num_train_steps=args.steps, num_warmup_steps=args.warmup_steps,
         weight_decay_rate=config.weight_decay_rate, lr_decay_power=config.lr_decay_power,
         seed=seed)
-    curves["peer"].append({"step": 0} | evaluate_peer(peer))
+
+    def evaluate():
+        peer.generator.eval()
+        peer.discriminator.eval()
+        train_rng = peer.rng
+        peer.rng = torch.Generator().manual_seed(seed + 7919)  # sampling; masks injected
+        parts, vectors = [], []
+        with torch.no_grad():
+            for batch, masks in zip(evals, eval_masks):
+                out = peer.losses(batch, injected=masks)
+                parts.append({k: out[k].numpy() for k in PART_KEYS}
+                             | {"input_mask": batch["input_mask"]})
+                hidden = peer.discriminator(
+                    torch.as_tensor(batch["input_ids"]).long(),
+                    attention_mask=torch.as_tensor(batch["input_mask"]).long(),
+                    token_type_ids=torch.as_tensor(batch["segment_ids"]).long(),
+                    output_hidden_states=True).hidden_states[-1]
+                vectors.append(hidden.numpy())
+        peer.rng = train_rng
+        return eval_metrics(parts) | {
+            "disc_token_cosine": token_cosine(np.concatenate(vectors), eval_mask)}
+
+    curve, losses = [{"step": 0} | evaluate()], []
     for lo, hi in segments:
         seg = {"mlm_loss": [], "disc_loss": []}
         for i in range(lo, hi):
@@ -305,52 +387,123 @@ def run_seed(lang, seed, data_dir, args, work):
             out = peer.train_step({k: v[sl] for k, v in batches.items()})
             for k in seg:
                 seg[k].append(out[k])
-        losses["peer"].append({"step": hi} | {k: float(np.mean(v)) for k, v in seg.items()})
-        curves["peer"].append({"step": hi} | evaluate_peer(peer))
-        log(f"  {lang} seed {seed} peer  step {hi:4d}: " + brief(curves["peer"][-1]))
-    timing["peer_s"] = time.time() - start
-    shutil.rmtree(init_dir, ignore_errors=True)
-    return {"lang": lang, "seed": seed, "curves": curves, "train_losses": losses,
-            "timing": timing, "train_examples": n_train,
-            "eval_examples": len(evals) * args.eval_batch_size,
-            "epochs": args.steps * args.batch_size / n_train}
+        losses.append({"step": hi} | {k: float(np.mean(v)) for k, v in seg.items()})
+        curve.append({"step": hi} | evaluate())
+        log(f"  {lang} seed {seed} peer  step {hi:4d}: " + brief(curve[-1]))
+    return curve, losses
 
 
-# --------------------------------------------------------------- report
-def log(message):
-    print(message, flush=True)
+# ------------------------------------------------------------ statistics
+def sides_of(rows):
+    """The sides every run of `rows` has a curve for: ("ours",) or ("ours", "peer")."""
+    return tuple(s for s in SIDES if all(r["curves"].get(s) for r in rows))
 
 
-def brief(m):
-    return (f"mlm_loss {m['mlm_loss']:.4f} mlm_acc {m['masked_lm_accuracy']:.4f} "
-            f"disc_loss {m['disc_loss']:.4f} auc {m['disc_auc']:.4f} "
-            f"P {m['disc_precision']:.3f} R {m['disc_recall']:.3f}")
+def spread(values):
+    """mean, min, max, sample std (0 for one value) and the values themselves."""
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
+            "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
 
 
-def side_by_side(runs, lang):
-    """Eval curves, mean over seeds, ours | peer."""
-    rows = [r for r in runs if r["lang"] == lang]
+def _lang_rows(runs, lang):
+    rows = sorted((r for r in runs if r["lang"] == lang), key=lambda r: r["seed"])
+    if not rows:
+        raise InputError(f"no runs for language {lang!r}")
+    return rows
+
+
+def _points(run, side):
+    """{step: eval point} of one run's side."""
+    return {p["step"]: p for p in run["curves"][side]}
+
+
+def curve_table(runs, lang):
+    """Per eval step and metric of CURVE_METRICS: each side's `spread` over the seeds and,
+    with the peer, the paired difference ours - peer (same seed: same initial weights and
+    batches). Runs must share their eval steps (InputError otherwise)."""
+    rows = _lang_rows(runs, lang)
+    sides = sides_of(rows)
     steps = [p["step"] for p in rows[0]["curves"]["ours"]]
-    cols = ("mlm_loss", "masked_lm_accuracy", "disc_loss", "disc_auc", "disc_precision",
-            "disc_recall")
-    head = "step  " + "  ".join(f"{c[:14]:>15s}" for c in cols)
-    lines = [f"{lang}: eval on held-back records, mean over seeds {[r['seed'] for r in rows]}"
-             " (ours / peer)", head]
-    for i, step in enumerate(steps):
-        cells = []
-        for c in cols:
-            o = np.mean([r["curves"]["ours"][i][c] for r in rows])
-            p = np.mean([r["curves"]["peer"][i][c] for r in rows])
-            cells.append(f"{o:7.4f}/{p:7.4f}")
-        lines.append(f"{step:4d}  " + "  ".join(f"{c:>15s}" for c in cells))
-    return "\n".join(lines)
+    for r in rows:
+        for side in sides:
+            if [p["step"] for p in r["curves"][side]] != steps:
+                raise InputError(
+                    f"{lang} seed {r['seed']} ({side}) was evaluated at other steps than "
+                    f"seed {rows[0]['seed']}: summarize runs of one --steps/--eval-every "
+                    "budget together.")
+    points = [{side: _points(r, side) for side in sides} for r in rows]
+    table = []
+    for step in steps:
+        entry = {"step": step}
+        for metric in CURVE_METRICS:
+            if not all(metric in p[side][step] for p in points for side in sides):
+                continue  # e.g. disc_token_cosine in JSONs written before it existed
+            values = {side: np.array([p[side][step][metric] for p in points])
+                      for side in sides}
+            entry[metric] = {side: spread(v) for side, v in values.items()}
+            if "peer" in sides:
+                entry[metric]["diff"] = spread(values["ours"] - values["peer"])
+        table.append(entry)
+    return table
+
+
+def plateau_exit(curve, recall):
+    """The step at which a run leaves ELECTRA's early plateau: the first eval with
+    disc_recall above `recall` after one at or below it (a random discriminator's recall
+    at step 0 is ~0.5, before it learns to call every token "original"). The first
+    eval's step when the recall never drops (the run never was on the plateau); None
+    when it never rises again within the curve."""
+    entered = False
+    for p in curve:
+        if p["disc_recall"] <= recall:
+            entered = True
+        elif entered:
+            return p["step"]
+    return None if entered else curve[0]["step"]
+
+
+def plateau_summary(runs, lang, recall):
+    """When each run leaves ELECTRA's early plateau (`plateau_exit`), per seed and side,
+    and per side how many seeds left it within the budget, with the steps' spread; with
+    the peer also the paired difference of the steps (seeds where both left)."""
+    rows = _lang_rows(runs, lang)
+    sides = sides_of(rows)
+    last = rows[0]["curves"]["ours"][-1]["step"]
+    per_seed = []
+    for r in rows:
+        entry = {"seed": r["seed"]} | {s: plateau_exit(r["curves"][s], recall) for s in sides}
+        if "peer" in sides and None not in (entry["ours"], entry["peer"]):
+            entry["diff"] = entry["ours"] - entry["peer"]
+        per_seed.append(entry)
+    out = {"recall": recall, "budget_steps": last, "seeds": per_seed}
+    for side in sides + (("diff",) if "peer" in sides else ()):
+        steps = [e[side] for e in per_seed if e.get(side) is not None]
+        out[side] = {"left": len(steps), "of": len(per_seed),
+                     "median": float(np.median(steps)) if steps else None,
+                     "spread": spread(steps) if steps else None}
+    return out
+
+
+def describe_exit(stats, budget):
+    """'step 750 (500..1000), 3/3 seeds' or 'not within 4000 steps (0/3 seeds)'."""
+    if not stats["left"]:
+        return f"not within {budget} steps (0/{stats['of']} seeds)"
+    s = stats["spread"]
+    text = (f"median step {stats['median']:g} ({s['min']:g}..{s['max']:g}), "
+            f"{stats['left']}/{stats['of']} seeds")
+    if stats["left"] < stats["of"]:
+        text += f"; the others not within {budget} steps"
+    return text
 
 
 def summarize(runs, lang, tolerance):
     """Final values: peer's spread, ours' values, pass/fail per metric."""
-    rows = [r for r in runs if r["lang"] == lang]
+    rows = _lang_rows(runs, lang)
     out = {}
     for metric in METRICS:
+        if not all(metric in r["curves"][s][-1] for r in rows for s in SIDES):
+            continue
         peer = np.array([r["curves"]["peer"][-1][metric] for r in rows])
         ours = np.array([r["curves"]["ours"][-1][metric] for r in rows])
         slack = tolerance * (peer.std(ddof=1) if len(peer) > 1 else 0.0)
@@ -379,6 +532,146 @@ def _paired_t(diff):
     return float(diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff))))
 
 
+# ------------------------------------------------------------- results files
+def merge_results(documents):
+    """One (settings, runs) from several results JSONs: [(name, document)].
+
+    Documents are merged only when every SETTINGS value both record agrees (a run of
+    another model, data or budget would silently mix into the spreads); a (language,
+    seed) present twice must be the same run. InputError names the documents and the
+    field otherwise. Runs keep the order of first appearance."""
+    settings, origin, runs, seen = {}, {}, [], {}
+    for name, doc in documents:
+        recorded = doc.get("args", {})
+        for key in SETTINGS:
+            if key not in recorded:
+                continue
+            if key in settings and settings[key] != recorded[key]:
+                raise InputError(
+                    f"{name}: {key} is {recorded[key]!r} but {settings[key]!r} in "
+                    f"{origin[key]}: results of different settings cannot be merged; "
+                    "summarize them separately.")
+            settings.setdefault(key, recorded[key])
+            origin.setdefault(key, name)
+        for run in doc.get("runs", []):
+            key = (run["lang"], run["seed"])
+            if key in seen:
+                if seen[key][1] != run:
+                    raise InputError(
+                        f"{name}: {key[0]} seed {key[1]} differs from the same run in "
+                        f"{seen[key][0]}: pass only one of them.")
+                continue
+            seen[key] = (name, run)
+            runs.append(run)
+    return settings, runs
+
+
+def read_json(path):
+    """A results JSON (InputError naming the file when it is missing or not JSON)."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise InputError(f"{path}: no such results file; give a --json written by this "
+                         "benchmark.")
+    with tf.io.gfile.GFile(path, "r") as f:
+        text = f.read()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not a results JSON ({e}); give a --json written by "
+                         "this benchmark.") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
+        raise InputError(f"{path}: has no 'runs' list; give a --json written by this "
+                         "benchmark.")
+    return doc
+
+
+def write_atomically(path, data):
+    """Writes `data` (str or bytes) to `path` through a temporary file and a rename, so
+    a kill mid-write leaves the previous version whole."""
+    import tensorflow as tf
+
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    tmp = f"{path}.partial"
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def results_document(settings, runs, languages, recall, tolerance):
+    """The JSON: settings, runs, and per language the curve table, the plateau exits
+    and (with the peer) the final-value summary."""
+    doc = {"args": settings, "runs": runs, "curve_table": {}, "plateau": {}, "summary": {}}
+    machines = []
+    for r in runs:
+        if r.get("machine") and r["machine"] not in machines:
+            machines.append(r["machine"])
+    doc["machines"] = machines
+    for lang in languages:
+        doc["curve_table"][lang] = curve_table(runs, lang)
+        doc["plateau"][lang] = plateau_summary(runs, lang, recall)
+        if "peer" in sides_of(_lang_rows(runs, lang)):
+            doc["summary"][lang] = summarize(runs, lang, tolerance)
+    return doc
+
+
+# --------------------------------------------------------------- report
+def log(message):
+    print(message, flush=True)
+
+
+def brief(m):
+    return (f"mlm_loss {m['mlm_loss']:.4f} mlm_acc {m['masked_lm_accuracy']:.4f} "
+            f"disc_loss {m['disc_loss']:.4f} auc {m['disc_auc']:.4f} "
+            f"P {m['disc_precision']:.3f} R {m['disc_recall']:.3f} "
+            f"cos {m.get('disc_token_cosine', float('nan')):.3f}")
+
+
+def format_curve_table(table, lang, seeds):
+    """One block per metric: per eval step each side's mean [min..max] over the seeds and
+    the paired difference's mean [min..max]."""
+    lines = []
+
+    def cell(s, sign=""):
+        return f"{s['mean']:{sign}.4f} [{s['min']:{sign}.4f}..{s['max']:{sign}.4f}]"
+
+    for metric in CURVE_METRICS:
+        if metric not in table[0]:
+            continue
+        sides = [k for k in (*SIDES, "diff") if k in table[0][metric]]
+        names = {"ours": "ours", "peer": "peer", "diff": "ours - peer (same seed)"}
+        lines.append(f"\n{lang} {metric}: mean [min..max] over seeds "
+                     f"{','.join(str(s) for s in seeds)}")
+        lines.append("  step  " + "  ".join(f"{names[s]:>28s}" for s in sides))
+        for entry in table:
+            cells = [cell(entry[metric][s], "+" if s == "diff" else "") for s in sides]
+            lines.append(f"{entry['step']:6d}  " + "  ".join(f"{c:>28s}" for c in cells))
+    return "\n".join(lines)
+
+
+def format_plateau(plateau, lang):
+    budget, sides = plateau["budget_steps"], [s for s in SIDES if s in plateau]
+    lines = [f"\n{lang}: plateau exit, the first eval step with disc_recall > "
+             f"{plateau['recall']:g} ('-': not within {budget} steps)",
+             "  seed  " + "  ".join(f"{s:>6s}" for s in sides)
+             + ("  ours - peer" if "diff" in plateau else "")]
+    for e in plateau["seeds"]:
+        cells = ["-" if e[s] is None else str(e[s]) for s in sides]
+        diff = f"  {e['diff']:+11d}" if "diff" in e else ""
+        lines.append(f"{e['seed']:6d}  " + "  ".join(f"{c:>6s}" for c in cells) + diff)
+    for side in sides:
+        lines.append(f"  {side}: {describe_exit(plateau[side], budget)}")
+    if "diff" in plateau:
+        d = plateau["diff"]
+        lines.append("  ours - peer: " + (
+            f"median {d['median']:+g} steps ({d['spread']['min']:+g}..{d['spread']['max']:+g})"
+            f" over the {d['left']} seeds where both left" if d["left"]
+            else "no seed where both left"))
+    return "\n".join(lines)
+
+
 def print_summary(summary, lang):
     log(f"\n{lang}: final eval values (peer spread over seeds vs ours)")
     log(f"{'metric':20s} {'peer min..max':>17s} {'peer mean±std':>17s} "
@@ -393,57 +686,127 @@ def print_summary(summary, lang):
             f"{s['paired_mean']:+8.4f} ({s['paired_t']:+.1f})  {verdict}")
 
 
-def plot(runs, languages, path):
+def report(doc, languages):
+    """Prints the tables of a results document; returns the acceptance verdict (True
+    without the peer: nothing to compare)."""
+    verdict = True
+    for lang in languages:
+        seeds = [r["seed"] for r in _lang_rows(doc["runs"], lang)]
+        log(format_curve_table(doc["curve_table"][lang], lang, seeds))
+        log(format_plateau(doc["plateau"][lang], lang))
+        if lang in doc["summary"]:
+            print_summary(doc["summary"][lang], lang)
+            verdict &= all(doc["summary"][lang][m]["within"] for m in ACCEPT)
+    rows = [r for r in doc["runs"] if r["lang"] in languages and r["curves"].get("peer")]
+    if rows:
+        step0 = max(abs(r["curves"]["ours"][0]["mlm_loss"] - r["curves"]["peer"][0]["mlm_loss"])
+                    for r in rows)
+        doc["step0_mlm_loss_max_abs_diff"] = step0
+        log(f"\nstep-0 sanity (same weights, same eval masks): max |mlm_loss ours - peer| = "
+            f"{step0:.2e}")
+        cosines = [abs(r["curves"]["ours"][0]["disc_token_cosine"]
+                       - r["curves"]["peer"][0]["disc_token_cosine"])
+                   for r in rows if "disc_token_cosine" in r["curves"]["ours"][0]]
+        if cosines:
+            doc["step0_token_cosine_max_abs_diff"] = max(cosines)
+            log(f"step-0 sanity (same weights, same text): max |disc_token_cosine ours - peer|"
+                f" = {max(cosines):.2e}")
+        log(f"acceptance (final mean of ours within the peer's seed spread, "
+            f"{'/'.join(ACCEPT)}): {'PASS' if verdict else 'FAIL'}")
+    return verdict
+
+
+def plot(doc, languages, path):
+    """One panel per CURVE_METRICS metric and row per language: each side's mean over
+    the seeds as a line, its min..max as a band."""
+    import io
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = ("mlm_loss", "masked_lm_accuracy", "disc_loss", "disc_auc", "disc_recall")
-    fig, axes = plt.subplots(len(languages), len(cols), figsize=(4 * len(cols),
-                                                                 3.2 * len(languages)),
-                             squeeze=False)
+    cols = CURVE_METRICS
+    fig, axes = plt.subplots(len(languages), len(cols),
+                             figsize=(4 * len(cols), 3.2 * len(languages)), squeeze=False)
+    styles = {"ours": ("tab:blue", "-"), "peer": ("tab:orange", "--")}
     for row, lang in enumerate(languages):
+        table = doc["curve_table"][lang]
+        seeds = len(_lang_rows(doc["runs"], lang))
+        steps = [e["step"] for e in table]
         for col, metric in enumerate(cols):
             ax = axes[row][col]
-            for r in (r for r in runs if r["lang"] == lang):
-                for side, color in (("ours", "tab:blue"), ("peer", "tab:orange")):
-                    pts = r["curves"][side]
-                    ax.plot([p["step"] for p in pts], [p[metric] for p in pts], color=color,
-                            alpha=0.8, lw=1.2, ls="-" if side == "ours" else "--",
-                            label=f"{side}" if r["seed"] == runs[0]["seed"] else None)
+            if metric not in table[0]:
+                ax.set_axis_off()
+                continue
+            for side in (s for s in SIDES if s in table[0][metric]):
+                color, ls = styles[side]
+                stats = [e[metric][side] for e in table]
+                ax.plot(steps, [s["mean"] for s in stats], color=color, ls=ls, lw=1.4,
+                        label=f"{side} (mean of {seeds})")
+                ax.fill_between(steps, [s["min"] for s in stats], [s["max"] for s in stats],
+                                color=color, alpha=0.2, lw=0)
+            if metric == "disc_recall":
+                ax.axhline(doc["plateau"][lang]["recall"], color="gray", lw=0.8, ls=":")
             ax.set_title(f"{lang}: {metric}", fontsize=10)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-            if row == 0 and col == 0:
+            if col == 0:
                 ax.legend(fontsize=8)
+    a = doc["args"]
+    fig.suptitle(", ".join(f"{k} {a[k]}" for k in ("preset", "hidden_size", "layers",
+                                                   "seq_length", "batch_size", "learning_rate",
+                                                   "warmup_steps", "embedding_sharing")
+                           if k in a) + ": mean over seeds, band min..max", fontsize=10)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
+    write_atomically(path, buffer.getvalue())
 
 
-def main(argv=None):
+# ------------------------------------------------------------------ main
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                        help="Model, data and budget defaults; the flags below override "
+                        "single values (default: tiny).")
     parser.add_argument("--corpora", type=Path, default=CORPORA,
                         help="Folder with en_shakespeare/ and es_fortunes/.")
     parser.add_argument("--languages", default="en,es")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--warmup-steps", type=int, default=30)
-    parser.add_argument("--eval-every", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--warmup-steps", type=int)
+    parser.add_argument("--eval-every", type=int)
+    parser.add_argument("--batch-size", type=int)
     parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--seq-length", type=int, default=64)
-    parser.add_argument("--vocab-size", type=int, default=2000)
-    parser.add_argument("--hidden-size", type=int, default=64)
-    parser.add_argument("--embedding-size", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seq-length", type=int)
+    parser.add_argument("--vocab-size", type=int)
+    parser.add_argument("--hidden-size", type=int)
+    parser.add_argument("--embedding-size", type=int)
+    parser.add_argument("--layers", type=int)
+    parser.add_argument("--heads", type=int, help="Discriminator attention heads.")
+    parser.add_argument("--intermediate-size", type=int,
+                        help="Discriminator feed-forward width.")
+    parser.add_argument("--generator-hidden-size", type=float,
+                        help="Generator width as a fraction of the discriminator's "
+                        "(hparam generator_hidden_size).")
+    parser.add_argument("--generator-layers", type=float,
+                        help="Generator depth as a fraction (hparam generator_layers).")
+    parser.add_argument("--embedding-sharing", choices=("tied", "gdes", "untied"),
+                        default="tied", help="Hparam embedding_sharing. The peer implements "
+                        "only the official 'tied': others need --no-peer.")
+    parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--dropout", type=float, default=0.1,
                         help="Hidden and attention dropout of both sides (0 removes dropout "
                         "noise, leaving masking and sampling as the only randomness).")
+    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
+                        help="Train the PyTorch peer next to ours (--no-peer: ours only, "
+                        "no paired differences).")
     parser.add_argument("--num-out-files", type=int, default=10,
                         help="Record files; the last one is held back for evaluation.")
+    parser.add_argument("--plateau-recall", type=float, default=0.1,
+                        help="A run has left the plateau at its first eval with "
+                        "disc_recall above this.")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="Widen the peer's [min, max] by this many peer stds.")
     parser.add_argument("--workdir", type=Path,
@@ -451,13 +814,75 @@ def main(argv=None):
                         help="Where vocabs/records are built (reused across runs).")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch and TF (0: library defaults).")
-    parser.add_argument("--json", help="Write all curves and the summary here.")
-    parser.add_argument("--png", default=str(REPO / "benchmarks" / "results"
-                                             / "convergence.png"))
+    parser.add_argument("--json", help="Results file, rewritten after every finished seed. "
+                        "An existing file is never overwritten unless it is --resume-json.")
+    parser.add_argument("--resume-json",
+                        help="Continue this results file: its finished (language, seed) "
+                        "runs are kept and not run again; the settings must match. "
+                        "Written back to it unless --json names another file.")
+    parser.add_argument("--summarize", nargs="+", metavar="JSON",
+                        help="Train nothing: merge these results files (same settings) and "
+                        "print the tables; --png and --json write the plot and the merge.")
+    parser.add_argument("--png", help="Write the curves plot here.")
     args = parser.parse_args(argv)
+    try:
+        check_args(args)
+    except InputError as e:
+        parser.error(str(e))
+    return args
+
+
+def check_args(args):
+    """Fills the preset's values and checks the combination (InputError naming the flag)."""
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.summarize:
+        return
+    args.languages = [x for x in args.languages.split(",") if x]
+    unknown = [x for x in args.languages if x not in LANGUAGES]
+    if unknown or not args.languages:
+        raise InputError(f"--languages {','.join(args.languages)}: use a comma-separated "
+                         f"list of {', '.join(LANGUAGES)}.")
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",") if s != ""]
+    except ValueError:
+        raise InputError(f"--seeds {args.seeds}: use comma-separated integers, e.g. "
+                         "0,1,2.") from None
+    for flag in ("steps", "eval_every", "batch_size", "eval_batch_size", "seq_length",
+                 "hidden_size", "embedding_size", "layers", "heads", "intermediate_size"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be "
+                             "at least 1.")
+    if args.embedding_sharing != "tied" and args.peer:
+        raise InputError(f"--embedding-sharing {args.embedding_sharing}: the peer "
+                         "(benchmarks/peer.py) implements only the official 'tied' sharing; "
+                         "add --no-peer to run ours alone.")
+    if args.json and args.json != args.resume_json and _exists(args.json):
+        raise InputError(f"--json {args.json} exists and would be overwritten: pass it as "
+                         "--resume-json to continue it, or choose another --json.")
+
+
+def _exists(path):
+    import tensorflow as tf
+    return tf.io.gfile.exists(path)
+
+
+def settings_of(args):
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+            if k in SETTINGS}
+
+
+def run_all(args):
+    """Trains every (language, seed) not already in --resume-json, rewriting the results
+    file after each; returns (settings, runs)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    languages = [x for x in args.languages.split(",") if x]
-    seeds = [int(s) for s in args.seeds.split(",") if s != ""]
+    settings = settings_of(args)
+    runs = []
+    if args.resume_json:
+        _, runs = merge_results([(args.resume_json, read_json(args.resume_json)),
+                                 ("the command line", {"args": settings})])
+    out = args.json or args.resume_json
     if args.threads:
         import tensorflow as tf
         import torch
@@ -468,37 +893,56 @@ def main(argv=None):
     args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=args.workdir))
     started = time.time()
-    runs = []
-    for lang in languages:
+    done = {(r["lang"], r["seed"]) for r in runs}
+    for lang in args.languages:
+        if all((lang, seed) in done for seed in args.seeds):
+            log(f"{lang}: seeds {args.seeds} all kept from {args.resume_json}")
+            continue
         data_dir = build_data(lang, args, args.workdir)
         log(f"{lang}: data in {data_dir} ({time.time() - started:.0f}s)")
-        for seed in seeds:
+        for seed in args.seeds:
+            if (lang, seed) in done:
+                log(f"  {lang} seed {seed}: kept from {args.resume_json}")
+                continue
             runs.append(run_seed(lang, seed, data_dir, args, work))
-            if args.json:  # partial results survive an interrupted run
-                Path(args.json).write_text(json.dumps({"runs": runs, "partial": True}))
+            if out:  # finished seeds survive an interrupted run
+                write_atomically(out, json.dumps(
+                    {"args": settings, "runs": runs, "partial": True}))
     shutil.rmtree(work, ignore_errors=True)
+    log(f"trained in {time.time() - started:.0f}s")
+    return settings, runs
 
-    summaries = {}
-    for lang in languages:
-        log("\n" + side_by_side(runs, lang))
-        summaries[lang] = summarize(runs, lang, args.tolerance)
-        print_summary(summaries[lang], lang)
-    step0 = max(abs(r["curves"]["ours"][0]["mlm_loss"] - r["curves"]["peer"][0]["mlm_loss"])
-                for r in runs)
-    log(f"\nstep-0 sanity (same weights, same eval masks): max |mlm_loss ours - peer| = "
-        f"{step0:.2e}")
-    verdict = all(summaries[lang][m]["within"] for lang in languages for m in ACCEPT)
-    log(f"acceptance (final mean of ours within the peer's seed spread, "
-        f"{'/'.join(ACCEPT)}): {'PASS' if verdict else 'FAIL'}; "
-        f"total {time.time() - started:.0f}s")
+
+def main(argv=None):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    args = parse_args(argv)
+    try:
+        if args.summarize:
+            settings, runs = merge_results([(p, read_json(p)) for p in args.summarize])
+            if not runs:
+                raise InputError(f"{', '.join(args.summarize)}: no runs to summarize.")
+            languages = [lang for lang in LANGUAGES if any(r["lang"] == lang for r in runs)]
+            out = args.json
+            if out and _exists(out) and out not in args.summarize:
+                raise InputError(f"--json {out} exists and would be overwritten: choose "
+                                 "another --json.")
+        else:
+            settings, runs = run_all(args)
+            languages = [lang for lang in args.languages if any(r["lang"] == lang
+                                                                 for r in runs)]
+            out = args.json or args.resume_json
+        doc = results_document(settings, runs, languages, args.plateau_recall, args.tolerance)
+    except InputError as e:
+        print(f"convergence.py: error: {e}", file=sys.stderr)
+        return 2
+    verdict = report(doc, languages)
     if args.png:
-        plot(runs, languages, args.png)
+        plot(doc, languages, args.png)
         log(f"curves: {args.png}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "runs": runs, "summary": summaries, "step0_mlm_loss_max_abs_diff": step0,
-            "accepted": verdict, "total_s": time.time() - started}, indent=1))
+    if out:
+        doc["accepted"] = verdict
+        write_atomically(out, json.dumps(doc, indent=1))
+        log(f"results: {out}")
     return 0 if verdict else 1
 
 

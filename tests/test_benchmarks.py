@@ -45,6 +45,182 @@ def test_summary_gives_the_spread_the_paired_difference_and_the_verdict():
     assert widened["within"] and widened["accepted_range"][1] > 6.15
 
 
+
+# ------------------------------------------------ convergence: long-run summaries
+def _curve(steps, recall, shift=0.0):
+    """Eval points at `steps`: disc_recall as given, the other metrics step/100 + shift."""
+    return [{"step": s, "disc_recall": r} | {m: s / 100 + shift for m in convergence.METRICS
+                                             if m != "disc_recall"}
+            for s, r in zip(steps, recall)]
+
+
+def _long_runs(seeds, shifts, recalls, steps=(0, 10, 20, 30), lang="en"):
+    """One run per seed: ours = peer + shift; recalls[i] = (ours', peer's) disc_recall."""
+    return [{"lang": lang, "seed": seed, "curves": {"ours": _curve(steps, ro, shift),
+                                                    "peer": _curve(steps, rp)}}
+            for seed, shift, (ro, rp) in zip(seeds, shifts, recalls)]
+
+
+FLAT = [0.0, 0.0, 0.0, 0.0]
+
+
+def test_curve_table_gives_each_sides_spread_and_the_paired_difference():
+    runs = _long_runs([2, 0, 1], [0.03, -0.01, 0.01], [(FLAT, FLAT)] * 3)
+    runs[0]["curves"]["peer"][2]["mlm_loss"] = 0.5  # seed 2's peer at step 20
+    table = convergence.curve_table(runs, "en")
+    assert [e["step"] for e in table] == [0, 10, 20, 30]
+    cell = table[2]["mlm_loss"]  # step 20: peer 0.2, 0.2, 0.5 for seeds 0, 1, 2
+    assert cell["peer"]["values"] == pytest.approx([0.2, 0.2, 0.5])  # ordered by seed
+    assert cell["peer"]["mean"] == pytest.approx(0.3)
+    assert (cell["peer"]["min"], cell["peer"]["max"]) == pytest.approx((0.2, 0.5))
+    assert cell["ours"]["values"] == pytest.approx([0.19, 0.21, 0.23])
+    # Paired per seed: ours - peer of the same seed, not of the means.
+    assert cell["diff"]["values"] == pytest.approx([-0.01, 0.01, -0.27])
+    assert cell["diff"]["mean"] == pytest.approx(-0.09)
+    assert cell["diff"]["std"] == pytest.approx(np.std([-0.01, 0.01, -0.27], ddof=1))
+    assert set(table[0]) == {"step", *convergence.CURVE_METRICS}
+    text = convergence.format_curve_table(table, "en", [0, 1, 2])
+    assert "0.3000 [0.2000..0.5000]" in text and "-0.0900 [-0.2700..+0.0100]" in text
+
+
+def test_curve_table_leaves_out_missing_metrics_and_refuses_mixed_budgets():
+    runs = _long_runs([0, 1], [0.0, 0.0], [(FLAT, FLAT)] * 2)
+    for r in runs:  # a JSON written before disc_token_cosine existed
+        for side in ("ours", "peer"):
+            for point in r["curves"][side]:
+                del point["disc_token_cosine"]
+    assert "disc_token_cosine" not in convergence.curve_table(runs, "en")[0]
+    ours_only = [{"lang": "en", "seed": 0, "curves": {"ours": _curve((0, 10), [0, 0])}}]
+    cell = convergence.curve_table(ours_only, "en")[1]["mlm_loss"]
+    assert set(cell) == {"ours"}  # --no-peer: no peer, no paired difference
+    mixed = runs + _long_runs([5], [0.0], [(FLAT[:2], FLAT[:2])], steps=(0, 50))
+    with pytest.raises(convergence.InputError, match="seed 5 .*--eval-every"):
+        convergence.curve_table(mixed, "en")
+
+
+def test_plateau_exit_is_the_first_eval_above_the_recall_after_the_plateau():
+    # Random init flags half the replacements (step 0), then the plateau, then out.
+    curve = _curve((0, 10, 20, 30, 40, 50), [0.45, 0.0, 0.05, 0.1, 0.3, 0.02])
+    assert convergence.plateau_exit(curve, 0.1) == 40  # strictly above; the first one
+    assert convergence.plateau_exit(curve, 0.04) == 20
+    assert convergence.plateau_exit(curve, 0.5) is None  # on the plateau to the end
+    never_on_it = _curve((0, 10), [0.45, 0.3])
+    assert convergence.plateau_exit(never_on_it, 0.1) == 0
+
+
+def test_plateau_summary_per_seed_per_side_and_paired():
+    left_at = {10: [0, 0.2, 0.2, 0.2], 20: [0, 0, 0.2, 0.2], 30: [0, 0, 0, 0.2]}
+    runs = _long_runs([0, 1, 2], [0, 0, 0], [(left_at[10], left_at[30]),
+                                             (FLAT, left_at[10]),
+                                             (left_at[30], FLAT)])
+    out = convergence.plateau_summary(runs, "en", 0.1)
+    assert out["seeds"] == [{"seed": 0, "ours": 10, "peer": 30, "diff": -20},
+                            {"seed": 1, "ours": None, "peer": 10},
+                            {"seed": 2, "ours": 30, "peer": None}]
+    assert out["budget_steps"] == 30
+    assert (out["ours"]["left"], out["ours"]["of"], out["ours"]["median"]) == (2, 3, 20.0)
+    assert out["peer"]["spread"]["values"] == [30.0, 10.0]
+    assert (out["diff"]["left"], out["diff"]["median"]) == (1, -20.0)
+    assert convergence.describe_exit(out["ours"], 30) == (
+        "median step 20 (10..30), 2/3 seeds; the others not within 30 steps")
+    none = convergence.plateau_summary(_long_runs([0], [0], [(FLAT, FLAT)]), "en", 0.1)
+    assert convergence.describe_exit(none["ours"], 30) == "not within 30 steps (0/1 seeds)"
+    text = convergence.format_plateau(out, "en")
+    assert "disc_recall > 0.1" in text and "no seed" not in text and "-20" in text
+
+
+def test_merge_results_joins_seeds_of_one_setup_and_names_conflicts():
+    settings = {"preset": "reduced-small", "steps": 30, "json": "/a.json"}
+    a = {"args": settings, "runs": _long_runs([0, 1], [0, 0], [(FLAT, FLAT)] * 2)}
+    b = {"args": settings | {"json": "/b.json"},  # paths may differ
+         "runs": _long_runs([1, 2], [0, 0], [(FLAT, FLAT)] * 2)}
+    merged_settings, runs = convergence.merge_results([("a.json", a), ("b.json", b)])
+    assert [r["seed"] for r in runs] == [0, 1, 2]  # seed 1, the same run twice, once
+    assert merged_settings == {"preset": "reduced-small", "steps": 30}
+    other = {"args": settings | {"steps": 40}, "runs": []}
+    with pytest.raises(convergence.InputError, match="c.json: steps is 40 but 30 in a.json"):
+        convergence.merge_results([("a.json", a), ("c.json", other)])
+    changed = {"args": settings, "runs": _long_runs([1], [0.5], [(FLAT, FLAT)])}
+    with pytest.raises(convergence.InputError, match="d.json: en seed 1 differs .* a.json"):
+        convergence.merge_results([("a.json", a), ("d.json", changed)])
+
+
+def _write_results(path, runs, **settings):
+    import json
+    path.write_text(json.dumps({"args": settings, "runs": runs, "partial": True}))
+    return str(path)
+
+
+def test_summarize_rebuilds_tables_plot_and_json_from_saved_results(tmp_path, capsys):
+    import json
+    first = _write_results(tmp_path / "a.json", _long_runs([0, 1], [0, 0.01],
+                                                            [(FLAT, FLAT)] * 2), steps=30)
+    second = _write_results(tmp_path / "b.json", _long_runs([2], [0.02], [(FLAT, FLAT)]),
+                            steps=30)
+    png, merged = tmp_path / "plot" / "conv.png", tmp_path / "merged.json"
+    convergence.main(["--summarize", first, second, "--png", str(png), "--json", str(merged)])
+    out = capsys.readouterr().out
+    assert "en disc_token_cosine: mean [min..max] over seeds 0,1,2" in out
+    assert "plateau exit" in out and "not within 30 steps (0/3 seeds)" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads(merged.read_text())
+    assert [r["seed"] for r in doc["runs"]] == [0, 1, 2]
+    assert doc["curve_table"]["en"][3]["mlm_loss"]["diff"]["values"] == pytest.approx(
+        [0, 0.01, 0.02])
+    assert doc["summary"]["en"]["mlm_loss"]["paired_mean"] == pytest.approx(0.01)
+    assert not list(tmp_path.glob("**/*.partial"))
+
+
+def test_summarize_names_a_bad_file_and_overwrites_nothing(tmp_path, capsys):
+    good = _write_results(tmp_path / "a.json", _long_runs([0], [0], [(FLAT, FLAT)]), steps=30)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"runs": [')
+    assert convergence.main(["--summarize", good, str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}: not a results JSON" in err and "Traceback" not in err
+    mine = tmp_path / "mine.json"
+    mine.write_text("keep me")
+    assert convergence.main(["--summarize", good, "--json", str(mine)]) == 2
+    assert "--json" in capsys.readouterr().err and mine.read_text() == "keep me"
+    other = _write_results(tmp_path / "c.json", [], steps=40)
+    assert convergence.main(["--summarize", good, other]) == 2
+    assert "steps is 40 but 30" in capsys.readouterr().err
+
+
+def test_run_flags_are_checked_before_any_training(tmp_path, capsys):
+    existing = tmp_path / "old.json"
+    existing.write_text("results of last week")
+    with pytest.raises(SystemExit) as stop:
+        convergence.main(["--json", str(existing), "--seeds", "0"])
+    assert stop.value.code == 2 and existing.read_text() == "results of last week"
+    assert f"--json {existing} exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convergence.main(["--embedding-sharing", "gdes"])
+    assert "add --no-peer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convergence.main(["--languages", "en,fr"])
+    assert "--languages en,fr" in capsys.readouterr().err
+    args = convergence.parse_args(["--preset", "reduced-small", "--layers", "2"])
+    assert (args.hidden_size, args.layers, args.heads, args.seq_length, args.vocab_size) == (
+        128, 2, 2, 128, 8000)  # the preset, with one value overridden
+
+
+def test_resume_keeps_finished_seeds_and_refuses_other_settings(tmp_path, capsys):
+    import json
+    argv = ["--languages", "en", "--seeds", "0,1", "--steps", "30", "--eval-every", "10"]
+    settings = convergence.settings_of(convergence.parse_args(argv))
+    path = _write_results(tmp_path / "run.json", _long_runs([0, 1], [0, 0], [(FLAT, FLAT)] * 2),
+                          **settings)
+    # Every requested seed is finished: nothing trains, the summary is written back.
+    assert convergence.main(argv + ["--resume-json", path]) == 0
+    assert "all kept from" in capsys.readouterr().out
+    doc = json.loads(Path(path).read_text())
+    assert [r["seed"] for r in doc["runs"]] == [0, 1] and "curve_table" in doc
+    before = Path(path).read_text()
+    assert convergence.main(argv[:-1] + ["20", "--resume-json", path]) == 2
+    assert "eval_every is 20 but 10" in capsys.readouterr().err
+    assert Path(path).read_text() == before
+
 @pytest.mark.parametrize("name, op_type, expected", [
     ("StatefulPartitionedCall/discriminator_1/layer_0_1/feedforward_intermediate_dense_1/"
      "MatMul", "_MklMatMul", ("discriminator", "forward", "matmul")),
