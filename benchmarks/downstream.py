@@ -91,7 +91,7 @@ def pretrain_hparams(args, seed, steps, **extra):
             "learning_rate": args.learning_rate, "num_warmup_steps": args.warmup_steps,
             "num_train_steps": steps, "save_checkpoints_steps": steps,
             "log_every_steps": max(1, steps // 10), "precision": "fp32", "seed": seed,
-            "peak_tflops": 1.0, **extra}
+            "peak_tflops": 1.0, **args.hparams, **extra}
 
 
 def equal_compute_steps(args):
@@ -270,6 +270,9 @@ def parse_args(argv=None):
     p.add_argument("--ft-epochs", type=int, default=10)
     p.add_argument("--ft-learning-rate", type=float, default=3e-4)
     p.add_argument("--ft-layerwise-decay", type=float, default=0.8)
+    p.add_argument("--hparams", type=json.loads, default={},
+                   help="More pretraining hparams (JSON), e.g. '{\"temperature\": 1.5}'; "
+                        "the peer takes those its constructor has.")
     p.add_argument("--quick", action="store_true",
                    help="The reduced guard: seed 0, electra and random, 300 steps.")
     p.add_argument("--workdir", type=Path, help="Keep data and models here (default: temp).")
