@@ -341,22 +341,13 @@ def train_peer(lang, seed, args, config, special, init_dir, data, segments, toke
     data: (training batches, eval batches, ours' eval masks, injected so both sides
     are scored on the same masked positions)."""
     import torch
-    from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
     from peer import TorchElectraPeer
 
     batches, evals, eval_masks = data
     eval_mask = np.concatenate([b["input_mask"] for b in evals])
     torch.manual_seed(seed)  # dropout
-    peer = TorchElectraPeer(
-        ElectraForMaskedLM.from_pretrained(init_dir / "generator"),
-        ElectraForPreTraining.from_pretrained(init_dir), special,
-        mask_prob=config.mask_prob, max_predictions_per_seq=config.max_predictions_per_seq,
-        gen_weight=config.gen_weight, disc_weight=config.disc_weight,
-        temperature=config.temperature, learning_rate=args.learning_rate,
-        num_train_steps=args.steps, num_warmup_steps=args.warmup_steps,
-        weight_decay_rate=config.weight_decay_rate, lr_decay_power=config.lr_decay_power,
-        seed=seed)
+    peer = TorchElectraPeer.from_export(init_dir, special, config, seed)
 
     def evaluate():
         peer.generator.eval()

@@ -141,7 +141,6 @@ def special_ids(vocab_file):
 def pretrain_peer(args, data, seed, init_dir, out):
     """The PyTorch peer from `init_dir`, `args.steps` steps on shuffled record batches."""
     import torch
-    from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
     import convergence
     from keras_electra.config import PretrainingConfig
@@ -154,15 +153,7 @@ def pretrain_peer(args, data, seed, init_dir, out):
     examples = convergence.read_records(files, args.seq_length)
     batches = convergence.train_batches(examples, args.batch_size, args.steps, seed)
     torch.manual_seed(seed)
-    peer = TorchElectraPeer(
-        ElectraForMaskedLM.from_pretrained(init_dir / "generator"),
-        ElectraForPreTraining.from_pretrained(init_dir), special_ids(data / "vocab.txt"),
-        mask_prob=config.mask_prob, max_predictions_per_seq=config.max_predictions_per_seq,
-        gen_weight=config.gen_weight, disc_weight=config.disc_weight,
-        temperature=config.temperature, learning_rate=args.learning_rate,
-        num_train_steps=args.steps, num_warmup_steps=args.warmup_steps,
-        weight_decay_rate=config.weight_decay_rate, lr_decay_power=config.lr_decay_power,
-        seed=seed)
+    peer = TorchElectraPeer.from_export(init_dir, special_ids(data / "vocab.txt"), config, seed)
     for i in range(args.steps):
         sl = slice(i * args.batch_size, (i + 1) * args.batch_size)
         peer.train_step({k: v[sl] for k, v in batches.items()})

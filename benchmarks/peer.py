@@ -101,6 +101,25 @@ class TorchElectraPeer:
         self.optimizer = AdamNoBiasCorrection(list(named.values()), lr=learning_rate,
                                               weight_decay=weight_decay_rate)
 
+    @classmethod
+    def from_export(cls, export_dir, special_ids, config, seed):
+        """Both towers of a `keras-electra export --format huggingface` folder (the
+        generator in `generator/`), with the hparams of a `PretrainingConfig`."""
+        from pathlib import Path
+
+        from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+        export_dir = Path(export_dir)
+        return cls(
+            ElectraForMaskedLM.from_pretrained(export_dir / "generator"),
+            ElectraForPreTraining.from_pretrained(export_dir), special_ids,
+            mask_prob=config.mask_prob, max_predictions_per_seq=config.max_predictions_per_seq,
+            gen_weight=config.gen_weight, disc_weight=config.disc_weight,
+            temperature=config.temperature, learning_rate=config.learning_rate,
+            num_train_steps=config.num_train_steps, num_warmup_steps=config.num_warmup_steps,
+            weight_decay_rate=config.weight_decay_rate, lr_decay_power=config.lr_decay_power,
+            seed=seed)
+
     # ---------------------------------------------------------------- corruption
     def mask(self, input_ids, input_mask):
         """`pretrain_helpers.mask`: fixed count, with replacement, 85% [MASK]."""
