@@ -8,6 +8,11 @@ from keras import ops
 from keras_electra.layers.dropout import Dropout
 
 
+# The constructor arguments of both embedding layers (their `get_config`).
+CONSTRUCTOR_ARGS = ("vocab_size", "embedding_size", "max_position_embeddings",
+                    "type_vocab_size", "dropout", "initializer_range", "layer_norm_epsilon")
+
+
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraEmbeddings(keras.layers.Layer):
     """The BERT embedding block of ELECTRA.
@@ -91,15 +96,7 @@ class ElectraEmbeddings(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "vocab_size": self.vocab_size,
-            "embedding_size": self.embedding_size,
-            "max_position_embeddings": self.max_position_embeddings,
-            "type_vocab_size": self.type_vocab_size,
-            "dropout": self.dropout,
-            "initializer_range": self.initializer_range,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        })
+        config.update({key: getattr(self, key) for key in CONSTRUCTOR_ARGS})
         return config
 
 
@@ -210,13 +207,5 @@ class GradientDisentangledEmbeddings(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "vocab_size": self.vocab_size,
-            "embedding_size": self.embedding_size,
-            "max_position_embeddings": self.max_position_embeddings,
-            "type_vocab_size": self.type_vocab_size,
-            "dropout": self.dropout,
-            "initializer_range": self.initializer_range,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        })
+        config.update({key: getattr(self, key) for key in CONSTRUCTOR_ARGS})
         return config
