@@ -19,6 +19,10 @@ paired difference to `random`), writes `--json` with the CPU it ran on.
 
     python benchmarks/downstream.py --seeds 0,1,2 --json benchmarks/results/downstream.json
     python benchmarks/downstream.py --quick          # the reduced guard, < 15 minutes
+    python benchmarks/downstream.py --summarize A.json B.json --json ALL.json   # merge runs
+
+`--json` is rewritten after every run (through a temporary file), so a stopped run
+keeps what it finished; `--summarize` merges such files (same settings) into one table.
 """
 
 import argparse
@@ -267,7 +271,9 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="The reduced guard: seed 0, electra and random, 300 steps.")
     p.add_argument("--workdir", type=Path, help="Keep data and models here (default: temp).")
-    p.add_argument("--json", help="Write every run and the summary here.")
+    p.add_argument("--json", help="Write every run and the summary here (after each run).")
+    p.add_argument("--summarize", nargs="+", type=Path, metavar="JSON",
+                   help="Train nothing: merge these results files into one table (and --json).")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.variants, args.steps = "0", "electra,random", 300
@@ -275,8 +281,56 @@ def parse_args(argv=None):
     return args
 
 
+def settings(args):
+    """What must agree for runs to be comparable (every argument but the seeds,
+    variants and file names)."""
+    skip = {"seeds", "variants", "json", "summarize", "workdir", "quick"}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+            if k not in skip}
+
+
+def write_results(path, args, runs, extra):
+    """The results JSON, atomically: every run so far, the summary, the CPU."""
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in runs)]
+    out = {"settings": settings(args), "cpu": cpu_info(), "runs": runs,
+           "summary": summarize(runs, variants), **extra}
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(tmp, path)
+    return out
+
+
+def merge(paths):
+    """The runs of several results files, refused if their settings differ or a
+    (variant, seed) repeats."""
+    loaded = [json.loads(Path(p).read_text()) for p in paths]
+    for path, data in zip(paths[1:], loaded[1:]):
+        diff = sorted(k for k in set(data["settings"]) | set(loaded[0]["settings"])
+                      if data["settings"].get(k) != loaded[0]["settings"].get(k))
+        if diff:
+            sys.exit(f"{path} was run with other settings than {paths[0]}: {diff}")
+    runs, seen = [], set()
+    for path, data in zip(paths, loaded):
+        for run in data["runs"]:
+            key = (run["variant"], run["seed"])
+            if key in seen:
+                sys.exit(f"{path} repeats {key[0]} seed {key[1]}")
+            seen.add(key)
+            runs.append(run)
+    return loaded[0], runs
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.summarize:
+        first, runs = merge(args.summarize)
+        variants = [v for v in VARIANTS if any(r["variant"] == v for r in runs)]
+        print_table(summarize(runs, variants), first["bag_of_words"])
+        if args.json:
+            Path(args.json).write_text(json.dumps(
+                first | {"runs": runs, "summary": summarize(runs, variants),
+                         "merged_from": [str(p) for p in args.summarize]}, indent=1) + "\n")
+        return summarize(runs, variants)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="downstream-"))
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
@@ -286,6 +340,9 @@ def main(argv=None):
     log(f"task: {len(task['train'])} train / {len(task['dev'])} dev fortunes, "
         f"{len(task['topics'])} topics; work dir {work}")
     bert_steps = equal_compute_steps(args) if "bert" in variants else None
+    bow = bag_of_words(task)
+    extra = {"bert_steps": bert_steps, "bag_of_words": bow,
+             "task_sizes": {"train": len(task["train"]), "dev": len(task["dev"])}}
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         init_dir = work / f"init-{seed}"
@@ -310,16 +367,10 @@ def main(argv=None):
                          "seconds": time.time() - start, **scores})
             log(f"seed {seed} {variant:>7}: accuracy {scores['accuracy']:.3f} "
                 f"macro-F1 {scores['macro_f1']:.3f} ({time.time() - start:.0f} s)")
+            if args.json:
+                write_results(args.json, args, runs, extra)
     table = summarize(runs, variants)
-    bow = bag_of_words(task)
     print_table(table, bow)
-    if args.json:
-        out = {"args": {k: (str(v) if isinstance(v, Path) else v)
-                        for k, v in vars(args).items()},
-               "cpu": cpu_info(), "bert_steps": bert_steps, "task_sizes":
-               {"train": len(task["train"]), "dev": len(task["dev"])},
-               "runs": runs, "summary": table, "bag_of_words": bow}
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return table

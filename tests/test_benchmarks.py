@@ -351,3 +351,29 @@ def test_topic_task_split_has_no_leaks(tmp_path):
     pretraining = "".join(p.read_text() for p in out.glob("*.txt"))
     assert not any(t in pretraining for t, _ in task["dev"])
     assert all(t in pretraining for t, _ in task["train"])
+
+
+def test_downstream_results_merge_and_refuse_mixed_settings(tmp_path):
+    """Runs written seed by seed merge into one table; other settings or a repeated
+    (variant, seed) are refused, naming the file."""
+    import downstream
+
+    args = downstream.parse_args(["--steps", "10"])
+    def runs(seed, accuracies):
+        return [{"variant": v, "seed": seed, "accuracy": a, "macro_f1": a / 2, "pretrain_s": 1.0}
+                for v, a in accuracies.items()]
+    extra = {"bag_of_words": {"accuracy": 0.6, "macro_f1": 0.6}}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    downstream.write_results(a, args, runs(0, {"random": 0.3, "electra": 0.5}), extra)
+    downstream.write_results(b, args, runs(1, {"random": 0.4, "electra": 0.5}), extra)
+    table = downstream.main(["--summarize", str(a), str(b), "--json", str(tmp_path / "m.json")])
+    assert table["electra"]["seeds"] == [0, 1]
+    assert table["electra"]["accuracy"]["mean"] == pytest.approx(0.5)
+    assert table["electra"]["accuracy"]["minus_random"]["mean"] == pytest.approx(0.15)
+    assert table["electra"]["accuracy"]["minus_random"]["min"] == pytest.approx(0.1)
+    with pytest.raises(SystemExit, match="repeats random seed 0"):
+        downstream.main(["--summarize", str(a), str(a)])
+    other = tmp_path / "other.json"
+    downstream.write_results(other, downstream.parse_args(["--steps", "20"]), runs(2, {}), extra)
+    with pytest.raises(SystemExit, match=r"other settings .*\['steps'\]"):
+        downstream.main(["--summarize", str(a), str(other)])
