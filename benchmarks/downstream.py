@@ -230,7 +230,8 @@ def summarize(runs, variants):
             if paired and variant != "random":
                 entry[metric]["minus_random"] = {"mean": float(np.mean(paired)),
                                                  "min": float(np.min(paired))}
-        entry["pretrain_s"] = float(np.mean([r.get("pretrain_s", 0.0) for r in rows]))
+        timed = [r["pretrain_s"] for r in rows if "pretrain_s" in r]
+        entry["pretrain_s"] = float(np.mean(timed)) if timed else float("nan")
         table[variant] = entry
     return table
 
