@@ -288,7 +288,8 @@ def loss_and_gradients(fused, precision):
         out = model.compute_pretraining_outputs(random_batch(pad_from=10),
                                                 tf.constant(3, tf.int64), training=True)
     gradients = tape.gradient(out["loss"], model.trainable_variables)
-    return float(out["loss"]), {v.path: np.asarray(tf.convert_to_tensor(g))
+    # Keyed by the path inside the model: each model gets its own name.
+    return float(out["loss"]), {v.path.split("/", 1)[1]: np.asarray(tf.convert_to_tensor(g))
                                 for v, g in zip(model.trainable_variables, gradients)}
 
 
