@@ -166,6 +166,24 @@ def pretrain_peer(args, data, seed, init_dir, out):
     return out, time.time() - start
 
 
+PLATEAU_TAGS = ("mlm_loss", "masked_lm_accuracy", "disc_auc", "disc_recall",
+                "disc_token_cosine")
+
+
+def last_logged(logs):
+    """The last logged training value of each PLATEAU_TAGS metric (TensorBoard,
+    averaged over the last logging interval): did the discriminator leave the plateau?"""
+    import tensorflow as tf
+
+    last = {}
+    for path in sorted(Path(logs).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag in PLATEAU_TAGS:
+                    last[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+    return {tag: value for tag, (_, value) in sorted(last.items())}
+
+
 # ------------------------------------------------------------ fine-tuning
 def finetune(model, task, args, seed, source="auto"):
     from keras_electra.finetune import fine_tune
@@ -351,19 +369,20 @@ def main(argv=None):
             initial_model(args, data, seed, init_dir)
         for variant in variants:
             start = time.time()
-            source, pretrain_s = "auto", 0.0
+            pretrain_s, scores = 0.0, {}
             if variant == "random":
                 model = init_dir
             elif variant == "peer":
                 model, pretrain_s = pretrain_peer(args, data, seed, init_dir,
                                                   work / f"peer-{seed}")
             else:
-                extra = {"electra": {}, "gdes": {"embedding_sharing": "gdes"},
-                         "bert": {"electra_objective": False}}[variant]
+                objective = {"electra": {}, "gdes": {"embedding_sharing": "gdes"},
+                             "bert": {"electra_objective": False}}[variant]
                 steps = bert_steps if variant == "bert" else args.steps
                 model, pretrain_s = pretrain_cli(
-                    data, f"{variant}-{seed}", pretrain_hparams(args, seed, steps, **extra))
-            scores = finetune(model, task, args, seed)
+                    data, f"{variant}-{seed}", pretrain_hparams(args, seed, steps, **objective))
+                scores["pretraining"] = last_logged(model.parent / "logs" / "train")
+            scores.update(finetune(model, task, args, seed))
             runs.append({"variant": variant, "seed": seed, "pretrain_s": pretrain_s,
                          "seconds": time.time() - start, **scores})
             log(f"seed {seed} {variant:>7}: accuracy {scores['accuracy']:.3f} "
