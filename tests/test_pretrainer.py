@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import keras_electra
+from keras_electra.callbacks import PLATEAU_LOSS_RATIO, _binary_entropy
 from keras_electra.optimization import create_optimizer
 from keras_electra.pretrainer import ElectraPretrainer
 from tiny_models import SPECIAL, TWO_CPU_SCRIPT_HEADER, random_batch, tiny_config, tiny_model
@@ -125,23 +126,47 @@ def shakespeare_batches(length=32, vocab_size=250, lines=4000):
             "segment_ids": np.zeros_like(ids)}
 
 
-def train_and_evaluate(steps, **hparams):
-    keras.utils.set_random_seed(0)
-    data = shakespeare_batches()
+def cyclic_batches(rows=1024, length=32, vocab_size=250, cycles=1, seed=0):
+    """Rows [CLS] k, next(k), next(next(k)), ... [SEP]: the non-special ids split into
+    `cycles` equal cycles (with 35: 5, 6, ..., 11, 5, ... is the first), each row one cycle,
+    read from a random start and wrapping around.
+
+    Every id is equally frequent in expectation, and each token is fixed by its
+    neighbours. The embeddings start random, so consecutive ids are as good as any fixed
+    permutation.
+    """
+    ids = np.arange(5, vocab_size).reshape(cycles, -1)
+    rs = np.random.RandomState(seed)
+    cycle = rs.randint(cycles, size=(rows, 1))
+    start = rs.randint(ids.shape[1], size=(rows, 1))
+    body = ids[cycle, (start + np.arange(length - 2)) % ids.shape[1]]
+    ids = np.concatenate([np.full((rows, 1), SPECIAL["cls"]), body,
+                          np.full((rows, 1), SPECIAL["sep"])], 1).astype("int32")
+    return {"input_ids": ids, "input_mask": np.ones_like(ids),
+            "segment_ids": np.zeros_like(ids)}
+
+
+def train_and_evaluate(steps, data=None, eval_every=None, learning_rate=2e-3, seed=0,
+                       **hparams):
+    """Held-out metrics at steps 0, eval_every, 2 * eval_every, ..., steps (by default
+    before and after), training on `data` (by default Shakespeare)."""
+    keras.utils.set_random_seed(seed)
+    data = shakespeare_batches() if data is None else data
     train = {k: v[:-128] for k, v in data.items()}
     held_out = {k: v[-128:] for k, v in data.items()}
     model = tiny_model(vocab_size=250, max_seq_length=32, max_predictions_per_seq=5,
                        model_hparam_overrides={"hidden_size": 64, "num_hidden_layers": 2},
-                       **hparams)
-    model.compile(optimizer=create_optimizer(2e-3, steps, steps // 10))
-    evaluate = lambda: model.evaluate(  # noqa: E731
-        tf.data.Dataset.from_tensor_slices(held_out).batch(32, drop_remainder=True),
-        verbose=0, return_dict=True)
-    before = evaluate()
-    dataset = tf.data.Dataset.from_tensor_slices(train).shuffle(2048, seed=0).repeat().batch(
+                       seed=seed, **hparams)
+    model.compile(optimizer=create_optimizer(learning_rate, steps, steps // 10))
+    held_out = tf.data.Dataset.from_tensor_slices(held_out).batch(32, drop_remainder=True)
+    before = model.evaluate(held_out, verbose=0, return_dict=True)
+    dataset = tf.data.Dataset.from_tensor_slices(train).shuffle(2048, seed=seed).repeat().batch(
         32, drop_remainder=True)
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return before, evaluate()
+    eval_every = eval_every or steps
+    history = model.fit(dataset, steps_per_epoch=eval_every, epochs=steps // eval_every,
+                        validation_data=held_out, verbose=0).history
+    return [before] + [{name: history["val_" + name][i] for name in before}
+                       for i in range(steps // eval_every)]
 
 
 def test_tiny_model_learns_on_real_text():
@@ -149,11 +174,6 @@ def test_tiny_model_learns_on_real_text():
     assert after["mlm_loss"] < before["mlm_loss"] - 1.0, (before, after)
     assert after["masked_lm_accuracy"] > before["masked_lm_accuracy"] + 0.1
     assert after["disc_loss"] < before["disc_loss"] - 0.2, (before, after)
-    # The generator learns as fast as the discriminator here, so its fakes
-    # are plausible words: detection is above chance but hard (see the next test).
-    # Measured 0.525-0.586 over seeds 0-2 and rounding variants (fused CPU
-    # kernels on/off, oneDNN on/off): rounding-level changes move this trajectory.
-    assert after["disc_auc"] > 0.515, after
 
 
 def test_discriminator_learns_to_detect_replaced_tokens():
@@ -162,6 +182,48 @@ def test_discriminator_learns_to_detect_replaced_tokens():
     assert before["disc_auc"] < 0.6
     assert after["disc_auc"] > 0.8, after
     assert after["disc_recall"] > 0.1 and after["disc_precision"] > 0.3, after
+
+
+def plateau_trajectory(seed=0):
+    """Held-out metrics every 25 steps of 400 on 35 cycles of 7 ids (index i: step 25 i)."""
+    return train_and_evaluate(400, data=cyclic_batches(cycles=35, seed=seed), eval_every=25,
+                              learning_rate=5e-4, seed=seed)
+
+
+def test_discriminator_leaves_the_early_plateau_by_reading_context():
+    """ELECTRA's discriminator first calls every token "original" (disc_recall ~0,
+    disc_loss at the entropy of the replaced-token rate), then learns to find the fakes.
+    The tiny model stays on that plateau for thousands of steps of real text (issue 18),
+    too long for a test, so this corpus is an easy one, and still an honest test of
+    detection: every id is equally frequent, so a token's identity tells nothing (except
+    the 5 special ids, which the cycles never contain); only its context does. Each row
+    repeats a cycle of 7 ids, so a fake breaks the order of its neighbours and, when it
+    comes from another cycle, is foreign to the rest of the row. (There are only 245
+    distinct rows, so held-out rows repeat training rows; what is evaluated are fresh
+    masks and fakes.) The step is the `train_step` the CLI runs: the real generator,
+    the official objective and ELECTRA-Small's peak learning rate, 5e-4.
+    """
+    trajectory = plateau_trajectory(seed=0)
+    before, after = trajectory[0], trajectory[-1]
+    # Past the warm-up (40 steps), at steps 50 and 75: on the plateau, as HealthMonitor
+    # defines it but with a looser recall bound. Then it leaves (from step 100-150).
+    for at_step in trajectory[2:4]:
+        assert at_step["disc_recall"] < 0.05, trajectory
+        entropy = _binary_entropy(1.0 - at_step["disc_accuracy"])
+        assert at_step["disc_loss"] > PLATEAU_LOSS_RATIO * entropy, trajectory
+    assert after["disc_recall"] > 0.2 and after["disc_auc"] > 0.85, trajectory
+    assert after["disc_loss"] < 0.6 * trajectory[3]["disc_loss"], trajectory
+    # The generator learns, slowly: most masked slots still hold real fakes.
+    assert after["mlm_loss"] < before["mlm_loss"] - 0.15, trajectory
+    assert after["sampled_masked_lm_accuracy"] < 0.5, trajectory
+    # Measured with plateau_trajectory(seed), seeds 0-5, and seeds 0-2 again with the
+    # fused CPU kernels off and with oneDNN off: at steps 50 and 75 disc_recall <= 0.009
+    # and disc_loss 0.97-0.99 of the entropy; at step 400 disc_recall 0.40-0.79 (0.40:
+    # seed 0 without fused kernels, which stays at ~0.4 from step 250 on; the others reach
+    # 0.73+), disc_auc 0.94-0.97, disc_loss 0.28-0.41 of step 75's, mlm_loss 5.52 ->
+    # 5.18-5.26, sampled accuracy <= 0.008. At 2e-3, the rate of the tests above, the
+    # generator learns the cycles (mlm_loss -> 3.0, its fakes stay in the row's cycle)
+    # and 2 of seeds 0-2 are still on the plateau at step 400: the race real text shows.
 
 
 def one_step(model, batch, jit):
