@@ -542,11 +542,11 @@ def _binary_entropy(p):
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-ADVICE = ("Consider starting again (another --model-name) with a lower learning_rate "
-          "(e.g. half) and/or a longer num_warmup_steps (e.g. twice); for continued "
-          "pretraining from a trained model, try learning_rate 1e-4. The settings that "
-          "avoid this for each model size are being benchmarked (issue 18); "
-          "docs/healthy_run.md has the current reference.")
+ADVICE = ("What has helped (benchmarks/downstream.py, README 'Fine-tuning'): a higher "
+          "generator sampling temperature, e.g. temperature 3.0 (start again with another "
+          "--model-name): its fakes stay easy enough for the discriminator to learn from. "
+          "A lower learning_rate or a longer num_warmup_steps only delayed the plateau. For "
+          "continued pretraining from a trained model, try learning_rate 1e-4.")
 
 
 class HealthMonitor(keras.callbacks.Callback):

@@ -18,7 +18,11 @@ import time
 SENTENCE = "The return statement leaves the current function call with the expression list."
 SWAP = ("function", "module")  # a plausible-but-wrong word for the detector to find
 
-# A scaled-down ELECTRA-Small (same shape ratios) that learns within minutes on 2 cores.
+# A scaled-down ELECTRA-Small (same shape ratios) that learns within minutes on 2 cores,
+# with the short-run recipe the downstream benchmark chose (README, "Fine-tuning"): the
+# official lr 5e-4 and 10% warm-up, and generator samples at temperature 3.0, with which
+# the discriminator leaves its early plateau (at the official 1.0 it does not within such
+# a budget, and fine-tunes no better than random weights).
 DEMO_HPARAMS = {
     "model_size": "small",
     "embedding_size": 64,
@@ -27,7 +31,8 @@ DEMO_HPARAMS = {
     "max_seq_length": 128,
     "train_batch_size": 32,
     "eval_batch_size": 32,
-    "learning_rate": 1e-3,
+    "learning_rate": 5e-4,
+    "temperature": 3.0,
     "num_train_steps": 400,
     "num_warmup_steps": 40,
     "save_checkpoints_steps": 200,

@@ -65,7 +65,7 @@ def test_plateau_after_warm_up_warns_at_any_step_with_advice():
     assert len(messages) == 1 and "WARNING" in messages[0]
     assert "at step 44, disc_recall has stayed below 0.01 for 5 logging intervals" in messages[0]
     assert "disc_loss (0.380) is 98% of the entropy of the replaced-token rate" in messages[0]
-    assert "lower learning_rate" in messages[0] and "num_warmup_steps" in messages[0]
+    assert "temperature 3.0" in messages[0] and "another --model-name" in messages[0]
     for step in range(46, 60, 2):  # the same episode: not repeated
         _interval(monitor, model, step, **stuck)
     assert len(messages) == 1 and monitor.warnings == [messages[0].split("WARNING: ")[1]]
@@ -196,7 +196,7 @@ def test_a_collapsed_discriminator_warns_with_advice_and_a_fresh_one_does_not():
             f"intervals; random weights give 0.1-0.5; the embedding output it starts from: "
             f"{reference:.2f})") in messages[0]
     assert "collapsed towards one vector" in messages[0]
-    assert "lower learning_rate" in messages[0] and "longer num_warmup_steps" in messages[0]
+    assert "temperature 3.0" in messages[0] and "another --model-name" in messages[0]
 
 
 def test_probe_measures_in_inference_mode():
@@ -320,7 +320,7 @@ def test_tiny_pretrain_writes_token_cosine_and_eval_metrics_to_tensorboard(
     assert all(value > cb.COLLAPSE_COSINE for _, value in train["disc_token_cosine"])
     assert out.count("WARNING: ") == 1
     assert re.search(r"WARNING: at step 20, disc_token_cosine is (0\.9\d|1\.00) ", out), out
-    assert "lower learning_rate" in out
+    assert "temperature 3.0" in out
     evaluated = _event_scalars(logs / "eval")
     with open(logs.parent / "results" / "unsup_results.pkl", "rb") as f:
         results = pickle.load(f)
