@@ -130,21 +130,24 @@ def test_ctrl_c_saves_exits_75_and_the_same_command_resumes(tmp_path, shared_dat
 
 
 def test_second_ctrl_c_stops_at_once_and_an_ignored_sigint_stays_ignored():
-    previous = signal.getsignal(signal.SIGINT)
-    told = []
-    with callbacks.PreemptionWatcher(notify=told.append) as watcher:
-        signal.raise_signal(signal.SIGINT)
-        assert watcher.requested == signal.SIGINT
-        assert told == ["Ctrl-C: saving a checkpoint at the end of this step, then stopping "
-                        "(press Ctrl-C again to stop now without saving)"]
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is previous
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup` or a background job
+    inherited = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl-C handler, whatever this test process inherited (a job started
+    # with `&` from a script inherits SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        told = []
+        with callbacks.PreemptionWatcher(notify=told.append) as watcher:
+            signal.raise_signal(signal.SIGINT)
+            assert watcher.requested == signal.SIGINT
+            assert told == ["Ctrl-C: saving a checkpoint at the end of this step, then "
+                            "stopping (press Ctrl-C again to stop now without saving)"]
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup` or a background job
         with callbacks.PreemptionWatcher() as watcher:
             assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
             signal.raise_signal(signal.SIGTERM)
             assert watcher.requested == signal.SIGTERM  # SIGTERM is still watched
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, inherited)
