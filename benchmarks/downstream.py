@@ -291,7 +291,8 @@ def print_table(table, bow):
         diff = a.get("minus_random")
         diff = f"{diff['mean']:+.3f} ({diff['min']:+.3f})" if diff else "-"
         log(f"| {variant} | {a['mean']:.3f} ± {a['std']:.3f} ({a['min']:.3f}..{a['max']:.3f})"
-            f" | {f['mean']:.3f} ± {f['std']:.3f} | {diff} | {e['pretrain_s']:.0f} |")
+            f" | {f['mean']:.3f} ± {f['std']:.3f} | {diff} | "
+            + ("-" if np.isnan(e["pretrain_s"]) else f"{e['pretrain_s']:.0f}") + " |")
     log(f"| bag of words | {bow['accuracy']:.3f} | {bow['macro_f1']:.3f} | - | - |")
 
 
