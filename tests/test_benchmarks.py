@@ -377,3 +377,24 @@ def test_downstream_results_merge_and_refuse_mixed_settings(tmp_path):
     downstream.write_results(other, downstream.parse_args(["--steps", "20"]), runs(2, {}), extra)
     with pytest.raises(SystemExit, match=r"other settings .*\['steps'\]"):
         downstream.main(["--summarize", str(a), str(other)])
+
+
+def test_downstream_reuses_a_finished_model_only_with_the_same_hparams(tmp_path):
+    """A finished model in --workdir is reused; one pretrained with other hparams (here the
+    official temperature against the short-run recipe) is refused, naming the field."""
+    import downstream
+    from keras_electra.config import PretrainingConfig
+
+    args = downstream.parse_args(["--steps", "10"])
+    official = downstream.pretrain_hparams(downstream.parse_args(["--steps", "10", "--hparams",
+                                                                   "{}"]), 0, 10)
+    model_dir = tmp_path / "data" / "models" / "electra-0"
+    assert not downstream.finished_with(model_dir, official)  # nothing there yet
+    config = PretrainingConfig.from_hparams(official, model_name="electra-0",
+                                            data_dir=str(tmp_path / "data"))
+    (model_dir / "final").mkdir(parents=True)
+    config.to_json(str(model_dir / "config.json"))
+    assert downstream.finished_with(model_dir, official)
+    with pytest.raises(SystemExit, match=r"electra-0 was pretrained with other \['temperature'\]"
+                                         r": use another --workdir"):
+        downstream.finished_with(model_dir, downstream.pretrain_hparams(args, 0, 10))
